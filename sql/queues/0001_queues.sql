@@ -1,0 +1,2 @@
+-- Placeholder: the queue schema arrives in the next migration file.
+select 1;
