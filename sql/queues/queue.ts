@@ -1,0 +1,417 @@
+/**
+ * Typed client for MiniPaaS durable queues (`import { Queue } from 'minipaas/queue'`).
+ *
+ * Terminology (the README uses the same words):
+ * - job: one row of work with a JSON payload, in one queue.
+ * - queue: a named line of jobs (`mp.queues`); a worker claims from one queue.
+ * - claim: taking jobs for a worker, under a lease.
+ * - lease: how long a claimed job stays with its worker; when it expires the job is claimable again.
+ * - ack: the job is done. fail: this attempt failed; retried with backoff until max_attempts, then dead.
+ * - dead letter: a job that used all its attempts, kept with its error history in `mp.dead_jobs`.
+ * - serial key: jobs sharing one run one at a time, in enqueue order.
+ * - dedupe key: while a job with the key is waiting or running, enqueueing it again adds nothing.
+ * - target: a job with a target is only claimed by workers that name that target.
+ *
+ * Ids are PostgreSQL bigints; they are strings here because a JavaScript number cannot hold every int8.
+ */
+import { hostname } from 'node:os';
+import pg from 'pg';
+import type { ZodType } from 'zod';
+import { ConfigError, mapDatabaseErrors } from '../errors.ts';
+
+/** Options of `mp.queue_create`. */
+export interface QueueOptions {
+  maxAttempts?: number;
+  leaseSeconds?: number;
+  /** Keep finished jobs in `mp.finished_jobs` this long; 0 (default) deletes them at ack. */
+  retentionSeconds?: number;
+}
+
+/** Options of one enqueue. */
+export interface EnqueueOptions {
+  runAt?: Date;
+  delaySeconds?: number;
+  priority?: number;
+  maxAttempts?: number;
+  dedupeKey?: string;
+  serialKey?: string;
+  target?: string;
+}
+
+/** A job as a worker receives it. */
+export interface Job<T> {
+  id: string;
+  payload: T;
+  /** 1 on the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  leaseUntil: Date;
+  enqueuedAt: Date;
+}
+
+/** Counts of one queue, from `mp.queue_stats`. */
+export interface QueueStats {
+  name: string;
+  waiting: number;
+  scheduled: number;
+  running: number;
+  dead: number;
+  oldestWaitingSeconds: number | null;
+}
+
+/** Options of `Queue.work`. */
+export interface WorkOptions {
+  /** Handlers running at once (default 10). */
+  concurrency?: number;
+  /** Most jobs taken per claim (default: concurrency). */
+  batch?: number;
+  /** Worker name recorded on claimed jobs (default host:pid:random). */
+  workerId?: string;
+  /** Lease per claim; default the queue's. Leases of running handlers are extended automatically. */
+  leaseSeconds?: number;
+  /** Claim jobs aimed at these targets too (untargeted jobs are always claimed). */
+  targets?: string[];
+  /** Polling fallback when no NOTIFY arrives (NOTIFY is lossy), default 2000 ms. */
+  pollIntervalMs?: number;
+  /** How long `stop()` waits for running handlers before releasing their jobs, default 10,000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Called with errors the worker survives (a lost connection, a failed ack); default: ignore. */
+  onError?: (err: unknown) => void;
+}
+
+interface ClaimRow {
+  id: string;
+  payload: unknown;
+  attempt: number;
+  max_attempts: number;
+  lease_until: Date;
+  enqueued_at: Date;
+}
+
+function enqueueOptionsJson(o: EnqueueOptions): Record<string, unknown> {
+  const json: Record<string, unknown> = {};
+  if (o.runAt) json.run_at = o.runAt.toISOString();
+  if (o.delaySeconds !== undefined) json.delay_seconds = o.delaySeconds;
+  if (o.priority !== undefined) json.priority = o.priority;
+  if (o.maxAttempts !== undefined) json.max_attempts = o.maxAttempts;
+  if (o.dedupeKey !== undefined) json.dedupe_key = o.dedupeKey;
+  if (o.serialKey !== undefined) json.serial_key = o.serialKey;
+  if (o.target !== undefined) json.target = o.target;
+  return json;
+}
+
+/** NOTIFY channel a queue's enqueues signal on. */
+export function queueChannel(queue: string): string {
+  return `mp_queue_${queue}`;
+}
+
+/**
+ * One queue, by name, on a pool.
+ *
+ * @example
+ *   const emails = new Queue<{ to: string }>({ pool, name: 'emails' });
+ *   await emails.create();
+ *   await emails.enqueue({ to: 'a@example.com' }, { dedupeKey: 'welcome:42' });
+ *   const worker = emails.work(async (job) => send(job.payload.to), { concurrency: 4 });
+ *   await worker.stop();
+ */
+export class Queue<T = unknown> {
+  readonly pool: pg.Pool;
+  readonly name: string;
+  private readonly schema: ZodType<T> | undefined;
+
+  constructor(opts: { pool: pg.Pool; name: string; schema?: ZodType<T> }) {
+    this.pool = opts.pool;
+    this.name = opts.name;
+    this.schema = opts.schema;
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return await mapDatabaseErrors(async () => (await this.pool.query<R>(text, values)).rows);
+  }
+
+  private checked(payload: T): T {
+    if (!this.schema) return payload;
+    const result = this.schema.safeParse(payload);
+    if (!result.success) {
+      const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      throw new ConfigError('MP008', `payload for queue "${this.name}" is invalid: ${problems}`, 'fix the payload to match the queue schema');
+    }
+    return result.data;
+  }
+
+  /** Creates the queue, or updates the given options of an existing one. */
+  async create(options: QueueOptions = {}): Promise<void> {
+    const json: Record<string, number> = {};
+    if (options.maxAttempts !== undefined) json.max_attempts = options.maxAttempts;
+    if (options.leaseSeconds !== undefined) json.lease_seconds = options.leaseSeconds;
+    if (options.retentionSeconds !== undefined) json.retention_seconds = options.retentionSeconds;
+    await this.query(`select mp.queue_create($1, $2)`, [this.name, JSON.stringify(json)]);
+  }
+
+  /** Adds a job; returns its id (the existing job's id when its dedupe key is taken). */
+  async enqueue(payload: T, options: EnqueueOptions = {}): Promise<string> {
+    const rows = await this.query<{ id: string }>(`select mp.enqueue($1, $2, $3) as id`, [
+      this.name,
+      JSON.stringify(this.checked(payload)),
+      JSON.stringify(enqueueOptionsJson(options)),
+    ]);
+    return rows[0]!.id;
+  }
+
+  /** Adds many jobs in one statement; returns their ids in order. */
+  async enqueueMany(payloads: T[], options: Omit<EnqueueOptions, 'dedupeKey'> = {}): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(`select id from mp.enqueue_batch($1, $2, $3) as id`, [
+      this.name,
+      JSON.stringify(payloads.map((p) => this.checked(p))),
+      JSON.stringify(enqueueOptionsJson(options)),
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  /** Claims up to `batch` jobs for `worker`. Most callers want `work` instead. */
+  async claim(worker: string, opts: { batch?: number; leaseSeconds?: number; targets?: string[] } = {}): Promise<Job<T>[]> {
+    const rows = await this.query<ClaimRow>(`select * from mp.claim($1, $2, $3, $4, $5)`, [
+      this.name,
+      worker,
+      opts.batch ?? 1,
+      opts.leaseSeconds ?? null,
+      opts.targets ?? null,
+    ]);
+    return rows.map((r) => ({
+      id: r.id,
+      payload: r.payload as T,
+      attempt: r.attempt,
+      maxAttempts: r.max_attempts,
+      leaseUntil: r.lease_until,
+      enqueuedAt: r.enqueued_at,
+    }));
+  }
+
+  /** Marks running jobs done; returns how many were. */
+  async ack(ids: string[]): Promise<number> {
+    const rows = await this.query<{ n: number }>(`select mp.ack($1::bigint[]) as n`, [ids]);
+    return rows[0]!.n;
+  }
+
+  /** Records a failed attempt; returns 'retry', 'dead' or 'not_running'. */
+  async fail(id: string, error: string, retryInSeconds?: number): Promise<'retry' | 'dead' | 'not_running'> {
+    const rows = await this.query<{ r: 'retry' | 'dead' | 'not_running' }>(`select mp.fail($1, $2, $3) as r`, [
+      id,
+      error,
+      retryInSeconds ?? null,
+    ]);
+    return rows[0]!.r;
+  }
+
+  /** Extends the lease of running jobs to now + seconds. */
+  async extendLease(ids: string[], seconds: number): Promise<number> {
+    const rows = await this.query<{ n: number }>(`select mp.extend_lease($1::bigint[], $2) as n`, [ids, seconds]);
+    return rows[0]!.n;
+  }
+
+  /** Gives running jobs back unfinished, without counting the attempt. */
+  async release(ids: string[]): Promise<number> {
+    const rows = await this.query<{ n: number }>(`select mp.release($1::bigint[]) as n`, [ids]);
+    return rows[0]!.n;
+  }
+
+  /** Counts waiting, scheduled, running and dead jobs. */
+  async stats(): Promise<QueueStats> {
+    const rows = await this.query<{
+      name: string;
+      waiting: string;
+      scheduled: string;
+      running: string;
+      dead: string;
+      oldest_waiting_seconds: number | null;
+    }>(`select * from mp.queue_stats($1)`, [this.name]);
+    const r = rows[0]!;
+    return {
+      name: r.name,
+      waiting: Number(r.waiting),
+      scheduled: Number(r.scheduled),
+      running: Number(r.running),
+      dead: Number(r.dead),
+      oldestWaitingSeconds: r.oldest_waiting_seconds,
+    };
+  }
+
+  /**
+   * Runs `handler` for each job until `stop()`. A handler that returns acks its job; one that throws
+   * fails it (retried with backoff, dead-lettered after max_attempts). Idle workers sleep on LISTEN and
+   * wake at once on enqueue, with a slow polling fallback.
+   */
+  work(handler: (job: Job<T>) => Promise<void>, opts: WorkOptions = {}): Worker<T> {
+    const worker = new Worker<T>(this, handler, opts, (p) => this.checked(p));
+    worker.start();
+    return worker;
+  }
+}
+
+/** A running `Queue.work` loop. */
+export class Worker<T> {
+  readonly id: string;
+  private readonly concurrency: number;
+  private readonly batch: number;
+  private readonly pollIntervalMs: number;
+  private readonly shutdownTimeoutMs: number;
+  private readonly onError: (err: unknown) => void;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private pendingAcks: string[] = [];
+  private ackFlush: Promise<void> | null = null;
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private wakeRequested = false;
+  private listener: pg.Client | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
+  private leaseSeconds = 30;
+
+  constructor(
+    private readonly queue: Queue<T>,
+    private readonly handler: (job: Job<T>) => Promise<void>,
+    private readonly opts: WorkOptions,
+    private readonly validate: (payload: T) => T,
+  ) {
+    this.id = opts.workerId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    this.concurrency = opts.concurrency ?? 10;
+    this.batch = opts.batch ?? this.concurrency;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 2000;
+    this.shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 10_000;
+    this.onError = opts.onError ?? (() => {});
+    if (this.concurrency < 1 || this.batch < 1) {
+      throw new ConfigError('MP004', `concurrency and batch must be at least 1, got ${this.concurrency} and ${this.batch}`, 'pass positive numbers');
+    }
+  }
+
+  /** Starts listening and claiming; called by `Queue.work`. */
+  start(): void {
+    this.loopDone = this.run();
+  }
+
+  private signal(): void {
+    this.wakeRequested = true;
+    this.wake?.();
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client(this.queue.pool.options);
+    client.on('notification', () => this.signal());
+    client.on('error', (err) => {
+      this.onError(err);
+      this.listener = null;
+    });
+    await client.connect();
+    await client.query(`listen ${pg.escapeIdentifier(queueChannel(this.queue.name))}`);
+    this.listener = client;
+  }
+
+  private async sleepUntilWoken(): Promise<void> {
+    if (this.wakeRequested) {
+      this.wakeRequested = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.pollIntervalMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+    this.wake = null;
+    this.wakeRequested = false;
+  }
+
+  private async run(): Promise<void> {
+    const stats = await this.queue.pool.query<{ lease_seconds: number }>(`select lease_seconds from mp.queues where name = $1`, [this.queue.name]);
+    this.leaseSeconds = this.opts.leaseSeconds ?? stats.rows[0]?.lease_seconds ?? 30;
+    // Lease extension well before expiry: a third of the lease leaves two chances to succeed.
+    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(200, (this.leaseSeconds * 1000) / 3));
+    while (!this.stopping) {
+      if (!this.listener) {
+        await this.listen().catch((err: unknown) => this.onError(err));
+      }
+      const free = this.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await this.sleepUntilWoken();
+        continue;
+      }
+      let jobs: Job<T>[] = [];
+      try {
+        jobs = await this.queue.claim(this.id, {
+          batch: Math.min(this.batch, free),
+          leaseSeconds: this.opts.leaseSeconds,
+          targets: this.opts.targets,
+        });
+      } catch (err) {
+        this.onError(err);
+      }
+      for (const job of jobs) this.startJob(job);
+      if (jobs.length < Math.min(this.batch, free)) await this.sleepUntilWoken();
+    }
+  }
+
+  private startJob(job: Job<T>): void {
+    const run = (async () => {
+      try {
+        await this.handler({ ...job, payload: this.validate(job.payload) });
+        this.pendingAcks.push(job.id);
+        this.flushAcks();
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        await this.queue.fail(job.id, message).catch((e: unknown) => this.onError(e));
+      } finally {
+        this.inFlight.delete(job.id);
+        this.signal();
+      }
+    })();
+    this.inFlight.set(job.id, run);
+  }
+
+  /** Acks are batched: while one ack query runs, finished ids accumulate for the next. */
+  private flushAcks(): void {
+    if (this.ackFlush) return;
+    this.ackFlush = (async () => {
+      while (this.pendingAcks.length > 0) {
+        const ids = this.pendingAcks;
+        this.pendingAcks = [];
+        await this.queue.ack(ids).catch((err: unknown) => this.onError(err));
+      }
+      this.ackFlush = null;
+    })();
+  }
+
+  private async extendLeases(): Promise<void> {
+    const ids = [...this.inFlight.keys()];
+    if (ids.length === 0) return;
+    await this.queue.extendLease(ids, this.leaseSeconds).catch((err: unknown) => this.onError(err));
+  }
+
+  /** Jobs whose handlers are running now. */
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Stops claiming, waits up to `shutdownTimeoutMs` for running handlers, releases the jobs of handlers
+   * still running after that (they are claimable again at once), flushes acks and closes the listener.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.signal();
+    await this.loopDone;
+    const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.shutdownTimeoutMs).unref());
+    const all = Promise.all(this.inFlight.values()).then(() => 'done' as const);
+    if ((await Promise.race([all, deadline])) === 'timeout') {
+      await this.queue.release([...this.inFlight.keys()]).catch((err: unknown) => this.onError(err));
+    }
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    while (this.ackFlush) await this.ackFlush;
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.end().catch(() => {});
+  }
+}
