@@ -509,15 +509,16 @@ begin
      order by s.name;
 end $$;
 
--- One row per consumer group (of every stream, or of `stream`): what `mp stream groups` shows. The stream
--- column is `stream_name` because PostgreSQL forbids an output column named like the `stream` argument.
-create function mp.group_stats(stream text default null)
-returns table (stream_name text, grp text, committed bigint, next_pos bigint, lag bigint, members text[],
+-- One row per consumer group (of every stream, or of `for_stream`): what `mp stream groups` shows. The
+-- argument is not called `stream` because PostgreSQL forbids an argument named like an output column, and
+-- callers (the CLI) read the `stream` column; call it positionally: mp.group_stats('orders').
+create function mp.group_stats(for_stream text default null)
+returns table (stream text, grp text, committed bigint, next_pos bigint, lag bigint, members text[],
                oldest_lease_until timestamptz)
 language plpgsql stable as $$
 begin
-  if group_stats.stream is not null and not exists (select 1 from mp.streams s where s.name = group_stats.stream) then
-    perform mp._stream_unknown(group_stats.stream);
+  if for_stream is not null and not exists (select 1 from mp.streams s where s.name = for_stream) then
+    perform mp._stream_unknown(for_stream);
   end if;
   return query
     select s.name, g.grp, g.committed, g.next_pos, s.last_pos - g.committed,
@@ -526,6 +527,6 @@ begin
       join mp.streams s on s.id = g.stream_id
       left join lateral (select array_agg(distinct l.member order by l.member) as members, min(l.lease_until) as oldest
                            from mp.stream_leases l where l.stream_id = g.stream_id and l.grp = g.grp) l on true
-     where group_stats.stream is null or s.name = group_stats.stream
+     where for_stream is null or s.name = for_stream
      order by s.name, g.grp;
 end $$;
