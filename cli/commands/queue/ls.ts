@@ -6,9 +6,9 @@ import { bigintValue, formatSeconds, printRows, type Column } from '../../output
 export const options = z.object({}).strict();
 export type Options = z.output<typeof options>;
 
-/** One queue's counts, as `--json` prints them. */
+/** One queue's counts, as `--json` prints them: the columns of `mp.queue_stats`, counts as numbers. */
 export interface QueueStatsRow {
-  queue: string;
+  name: string;
   waiting: number | string;
   scheduled: number | string;
   running: number | string;
@@ -17,7 +17,7 @@ export interface QueueStatsRow {
 }
 
 interface RawStats {
-  queue: string;
+  name: string;
   waiting: string;
   scheduled: string;
   running: string;
@@ -28,11 +28,11 @@ interface RawStats {
 /** Reads `mp.queue_stats(queue)`; all queues when `queue` is null. Unknown queue: `NotFoundError` (MP002). */
 export async function queueStats(db: Database, queue: string | null): Promise<QueueStatsRow[]> {
   const rows = await db.query<RawStats>(
-    `select queue, waiting, scheduled, running, dead, oldest_waiting_seconds from mp.queue_stats($1)`,
+    `select name, waiting, scheduled, running, dead, oldest_waiting_seconds from mp.queue_stats($1)`,
     [queue],
   );
   return rows.map((r) => ({
-    queue: r.queue,
+    name: r.name,
     waiting: bigintValue(r.waiting)!,
     scheduled: bigintValue(r.scheduled)!,
     running: bigintValue(r.running)!,
@@ -43,7 +43,7 @@ export async function queueStats(db: Database, queue: string | null): Promise<Qu
 
 /** Table columns shared with `mp queue stats`; the age shows as `12m05s`. */
 export const STATS_COLUMNS: Column<QueueStatsRow & { oldest_waiting: string }>[] = [
-  { key: 'queue' },
+  { key: 'name', heading: 'QUEUE' },
   { key: 'waiting', right: true },
   { key: 'scheduled', right: true },
   { key: 'running', right: true },

@@ -13,7 +13,7 @@ export type Options = z.output<typeof options>;
  *
  * @example
  *   $ mp queue stats emails --json
- *   {"queue":"emails","waiting":12,"scheduled":0,"running":3,"dead":1,"oldest_waiting_seconds":65.2}
+ *   {"name":"emails","waiting":12,"scheduled":0,"running":3,"dead":1,"oldest_waiting_seconds":65.2}
  */
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const [row] = await queueStats(ctx.db(), opts.queue);
