@@ -275,7 +275,13 @@ end $$;
 create function mp.claim(queue text, worker text, batch int default 1, lease_seconds int default null,
                          targets text[] default null)
 returns table (id bigint, payload jsonb, attempt int, max_attempts int, lease_until timestamptz, enqueued_at timestamptz)
-language plpgsql as $$
+language plpgsql
+-- Before autoanalyze has seen a fresh backlog the planner guesses a handful of rows and picks a bitmap
+-- scan plus a sort of the whole backlog (40 ms for 50,000 jobs). The claim must always walk jobs_claim
+-- in order and stop after `batch` rows, however stale the statistics.
+set enable_sort = off
+set enable_bitmapscan = off
+as $$
 declare
   q mp.queues := mp._queue(queue);
   t timestamptz := mp._now();
