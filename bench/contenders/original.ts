@@ -1,0 +1,103 @@
+/**
+ * The original MiniPaaS toolkit's plain-SQL queue, through the compatible `minipaas_queue_*`
+ * functions (sql/compat): no leases, no retries. Measured as issue 3 describes it: 4 loops of
+ * dequeue (batch 100) + ack; bulk enqueue is one statement calling `minipaas_queue_enqueue` per row.
+ */
+import { readdir } from 'node:fs/promises';
+import pg from 'pg';
+import { migrate } from '../../sql/migrate.ts';
+import { chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
+import { startSqlLoops } from './sql-loop.ts';
+
+const QUEUE = 'bench';
+const LOOPS = 4;
+const BATCH = 100;
+
+const ENQUEUE = `select minipaas_queue_enqueue($1, $2::jsonb)`;
+const ENQUEUE_ROWS = `select minipaas_queue_enqueue($1, p) from jsonb_array_elements($2::jsonb) p`;
+const DEQUEUE = `select * from minipaas_queue_dequeue($1, $2)`;
+const ACK = `select minipaas_queue_ack($1, $2::int[])`;
+
+class OriginalContender implements Contender {
+  readonly name = 'original';
+  readonly settings = `minipaas_queue_* functions: ${LOOPS} loops, batch ${BATCH}`;
+  private url = '';
+  private pool?: pg.Pool;
+
+  async setup(url: string): Promise<void> {
+    this.url = url;
+    await migrate({ connectionString: url });
+    this.pool = new pg.Pool({ connectionString: url, max: 6 });
+    await this.pool.query(`select minipaas_queue_create($1)`, [QUEUE]);
+  }
+
+  async bulkEnqueue(payloads: JobPayload[], batchSize: number): Promise<void> {
+    for (const batch of chunks(payloads, batchSize)) {
+      await this.pool!.query({ name: 'orig_enqueue_rows', text: ENQUEUE_ROWS, values: [QUEUE, JSON.stringify(batch)] });
+    }
+  }
+
+  async singleEnqueue(payloads: JobPayload[], clients: number): Promise<void> {
+    await Promise.all(
+      deal(payloads, clients).map(async (mine) => {
+        const c = await this.pool!.connect();
+        try {
+          for (const p of mine) await c.query({ name: 'orig_enqueue', text: ENQUEUE, values: [QUEUE, p] });
+        } finally {
+          c.release();
+        }
+      }),
+    );
+  }
+
+  async enqueueOne(payload: JobPayload): Promise<void> {
+    await this.pool!.query({ name: 'orig_enqueue', text: ENQUEUE, values: [QUEUE, payload] });
+  }
+
+  startWorkers(handler: (job: JobPayload) => void): Promise<Workers> {
+    return startSqlLoops(
+      {
+        url: this.url,
+        loops: LOOPS,
+        batch: BATCH,
+        channel: `minipaas_queue_${QUEUE}`,
+        idleWaitMs: 1000,
+        claim: async (client, batch) => {
+          const { rows } = await client.query<{ id: string; payload: JobPayload }>({
+            name: 'orig_dequeue',
+            text: DEQUEUE,
+            values: [QUEUE, batch],
+          });
+          return { ids: rows.map((r) => r.id), payloads: rows.map((r) => r.payload) };
+        },
+        ack: async (client, ids) => {
+          await client.query({ name: 'orig_ack', text: ACK, values: [QUEUE, ids] });
+        },
+      },
+      handler,
+    );
+  }
+
+  async remaining(): Promise<number> {
+    const { rows } = await this.pool!.query<{ n: number }>(`select count(*)::int as n from minipaas_queue_${QUEUE}`);
+    return rows[0]!.n;
+  }
+
+  async claimOne(): Promise<() => Promise<void>> {
+    const { rows } = await this.pool!.query<{ id: string }>({ name: 'orig_dequeue', text: DEQUEUE, values: [QUEUE, 1] });
+    const ids = rows.map((r) => r.id);
+    return async () => {
+      await this.pool!.query({ name: 'orig_ack', text: ACK, values: [QUEUE, ids] });
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.end();
+  }
+}
+
+export const original: ContenderFactory = {
+  name: 'original',
+  create: () => new OriginalContender(),
+  available: async () => (await readdir(new URL('../../sql/compat/', import.meta.url))).some((f) => f.endsWith('.sql')),
+};

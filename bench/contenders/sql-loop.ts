@@ -1,0 +1,87 @@
+/**
+ * Workers for contenders that are only SQL functions (MiniPaaS's raw API, the original functions):
+ * `loops` connections each claim a batch, run the handler on every job, ack the batch, and claim
+ * again. When a claim comes back short the loop sleeps until a NOTIFY on `channel` (or `idleWaitMs`
+ * without one), which is how an application would write it: wake-ups, never tight polling.
+ */
+import pg from 'pg';
+import type { JobPayload, Workers } from './contender.ts';
+
+export interface Claimed {
+  ids: string[];
+  payloads: JobPayload[];
+}
+
+export interface SqlLoopOptions {
+  url: string;
+  loops: number;
+  batch: number;
+  claim(client: pg.Client, batch: number, worker: string): Promise<Claimed>;
+  ack(client: pg.Client, ids: string[]): Promise<void>;
+  /** LISTEN channel that announces new jobs; without one, loops re-poll every `idleWaitMs`. */
+  channel?: string;
+  /** Longest sleep after a short claim (the safety net when a wake-up is missed). */
+  idleWaitMs: number;
+}
+
+/** Starts the loops; `stop` lets each finish its current batch, then closes every connection. */
+export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayload) => void): Promise<Workers> {
+  let stopped = false;
+  // Bumped by every NOTIFY; a loop that saw it change while it was claiming claims again at once
+  // instead of sleeping through a wake-up that arrived mid-claim.
+  let generation = 0;
+  let sleepers: Array<() => void> = [];
+  const wakeAll = (): void => {
+    generation++;
+    const s = sleepers;
+    sleepers = [];
+    s.forEach((wake) => wake());
+  };
+
+  let listener: pg.Client | undefined;
+  if (opts.channel) {
+    listener = new pg.Client({ connectionString: opts.url });
+    await listener.connect();
+    listener.on('notification', wakeAll);
+    await listener.query(`listen ${pg.escapeIdentifier(opts.channel)}`);
+  }
+
+  const clients = await Promise.all(
+    Array.from({ length: opts.loops }, async () => {
+      const c = new pg.Client({ connectionString: opts.url });
+      await c.connect();
+      return c;
+    }),
+  );
+
+  const loop = async (client: pg.Client, worker: string): Promise<void> => {
+    while (!stopped) {
+      const seen = generation;
+      const { ids, payloads } = await opts.claim(client, opts.batch, worker);
+      for (const p of payloads) handler(p);
+      if (ids.length > 0) await opts.ack(client, ids);
+      if (ids.length < opts.batch && seen === generation && !stopped) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, opts.idleWaitMs);
+          sleepers.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    }
+  };
+  const running = clients.map((c, i) => loop(c, `bench-${i}`));
+
+  return {
+    stop: async () => {
+      stopped = true;
+      wakeAll();
+      try {
+        await Promise.all(running);
+      } finally {
+        await Promise.all([...clients, ...(listener ? [listener] : [])].map((c) => c.end()));
+      }
+    },
+  };
+}
