@@ -1,0 +1,356 @@
+/**
+ * Typed client for MiniPaaS durable streams (`import { Stream } from 'minipaas/stream'`).
+ *
+ * Terminology (the README uses the same words):
+ * - stream: a named, append-only log of events (`mp.streams`); events are kept until retention drops them.
+ * - event: one published JSON payload with an optional key, at one pos.
+ * - pos (offset): an event's position in its stream: 1, 2, 3... dense (no gaps) and in commit order.
+ *   Reading "after" a pos returns the events that follow it; 0 means from the start.
+ * - group (consumer group): named, server-side progress through one stream; each event is delivered to
+ *   one member of the group at a time, and the group's committed offset is the pos up to which every
+ *   event is processed.
+ * - member: one consumer in a group (a process, a worker), named so `mp stream groups` can show it.
+ * - lease: how long a member holds the events a poll gave it; uncommitted events are delivered again,
+ *   to any member, once the lease expires (at-least-once delivery).
+ *
+ * Positions are PostgreSQL bigints; they are strings here (as `pg` returns int8) because a JavaScript
+ * number cannot hold every int8, and strings survive JSON. Methods accept a string, number or bigint.
+ */
+import { hostname } from 'node:os';
+import pg from 'pg';
+import type { ZodType } from 'zod';
+import { ConfigError, ConflictError, mapDatabaseErrors } from '../errors.ts';
+
+/** Options of `mp.stream_create`; leave one out to not limit by it. */
+export interface StreamOptions {
+  /** Drop events older than this. */
+  retentionSeconds?: number;
+  /** Keep at most this many newest events. */
+  retentionCount?: number;
+}
+
+/** A pos as callers may hand it in; always returned as a string. */
+export type Pos = string | number | bigint;
+
+/** One event as read or delivered. */
+export interface StreamEvent<T> {
+  pos: string;
+  payload: T;
+  key: string | null;
+  createdAt: Date;
+}
+
+/** Options of `Stream.subscribe`. */
+export interface SubscribeOptions {
+  /** Member name shown in `mp.group_stats` (default host:pid:random). */
+  member?: string;
+  /** Most events per handler call (default 100). */
+  batch?: number;
+  /** How long a batch is held before it is redelivered if not committed (default 30). Keep it above the handler's run time. */
+  leaseSeconds?: number;
+  /** Where a new group starts: 'earliest' (default), 'latest', or a pos (inclusive). Ignored if the group exists. */
+  start?: 'earliest' | 'latest' | Pos;
+  /** Polling fallback when no NOTIFY arrives (NOTIFY is lossy), default 1000 ms. */
+  pollIntervalMs?: number;
+  /** Called with errors the subscription survives (a failed handler, a lost connection); default: ignore. */
+  onError?: (err: unknown) => void;
+}
+
+/** Counts and positions of one stream, from `mp.stream_stats`. */
+export interface StreamStats {
+  name: string;
+  events: number;
+  firstPos: string | null;
+  lastPos: string;
+}
+
+interface EventRow {
+  pos: string;
+  payload: unknown;
+  key: string | null;
+  created_at: Date;
+}
+
+/** NOTIFY channel a stream's publishes signal on; the payload is the new last pos. */
+export function streamChannel(stream: string): string {
+  return `mp_stream_${stream}`;
+}
+
+function posText(pos: Pos, what: string): string {
+  const text = String(pos);
+  if (!/^\d+$/.test(text)) {
+    throw new ConfigError('MP004', `${what} must be a pos (a whole number >= 0), got ${text}`, 'pass a pos mp.read or mp.publish returned, or 0');
+  }
+  return text;
+}
+
+/**
+ * One stream, by name, on a pool.
+ *
+ * @example
+ *   const orders = new Stream({ pool, name: 'orders', schema: z.object({ id: z.number() }) });
+ *   await orders.create({ retentionCount: 100_000 });
+ *   await orders.publish({ id: 1 }, { key: 'customer-7' });
+ *   const sub = await orders.subscribe('billing', async (events) => bill(events));
+ *   await sub.stop();
+ */
+export class Stream<T = unknown> {
+  readonly pool: pg.Pool;
+  readonly name: string;
+  private readonly schema: ZodType<T> | undefined;
+
+  constructor(opts: { pool: pg.Pool; name: string; schema?: ZodType<T> }) {
+    this.pool = opts.pool;
+    this.name = opts.name;
+    this.schema = opts.schema;
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return await mapDatabaseErrors(async () => (await this.pool.query<R>(text, values)).rows);
+  }
+
+  /** Validates against the schema (if any); MP008 lists each problem as `path: problem`. */
+  checked(payload: unknown): T {
+    if (!this.schema) return payload as T;
+    const result = this.schema.safeParse(payload);
+    if (!result.success) {
+      const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      throw new ConfigError('MP008', `payload for stream "${this.name}" is invalid: ${problems}`, 'fix the payload to match the stream schema');
+    }
+    return result.data;
+  }
+
+  private toEvent(r: EventRow): StreamEvent<T> {
+    return { pos: r.pos, payload: this.checked(r.payload), key: r.key, createdAt: r.created_at };
+  }
+
+  /** Creates the stream; a no-op if it exists with the same options, a ConflictError if with others. */
+  async create(options: StreamOptions = {}): Promise<void> {
+    const json: Record<string, number> = {};
+    if (options.retentionSeconds !== undefined) json.retention_seconds = options.retentionSeconds;
+    if (options.retentionCount !== undefined) json.retention_count = options.retentionCount;
+    await this.query(`select mp.stream_create($1, $2)`, [this.name, JSON.stringify(json)]);
+  }
+
+  /** Deletes the stream with its events and groups. */
+  async drop(): Promise<void> {
+    await this.query(`select mp.stream_drop($1)`, [this.name]);
+  }
+
+  /** Appends one event; returns its pos. */
+  async publish(payload: T, opts: { key?: string } = {}): Promise<string> {
+    const rows = await this.query<{ pos: string }>(`select mp.publish($1, $2, $3) as pos`, [
+      this.name,
+      JSON.stringify(this.checked(payload)),
+      opts.key ?? null,
+    ]);
+    return rows[0]!.pos;
+  }
+
+  /** Appends many events in one statement (one NOTIFY); returns their positions in order. */
+  async publishMany(payloads: T[], opts: { key?: string } = {}): Promise<string[]> {
+    const rows = await this.query<{ pos: string }>(`select pos from mp.publish_batch($1, $2, $3) as pos`, [
+      this.name,
+      JSON.stringify(payloads.map((p) => this.checked(p))),
+      opts.key ?? null,
+    ]);
+    return rows.map((r) => r.pos);
+  }
+
+  /**
+   * Up to `max` events after pos `after`, in pos order. Reading again after the last pos returned never
+   * skips an event, however late its transaction commits.
+   *
+   * @example
+   *   let after = '0';
+   *   for (;;) { const events = await stream.read(after, 1000); if (!events.length) break; after = events.at(-1)!.pos; }
+   */
+  async read(after: Pos, max: number): Promise<StreamEvent<T>[]> {
+    const rows = await this.query<EventRow>(`select pos, payload, key, created_at from mp.read($1, $2, $3)`, [
+      this.name,
+      posText(after, 'after'),
+      max,
+    ]);
+    return rows.map((r) => this.toEvent(r));
+  }
+
+  /** Creates a consumer group; false if it already existed (then `start` is ignored). */
+  async createGroup(group: string, start: 'earliest' | 'latest' | Pos = 'earliest'): Promise<boolean> {
+    const startText = start === 'earliest' || start === 'latest' ? start : posText(start, 'start');
+    try {
+      await this.query(`select mp.group_create($1, $2, $3)`, [this.name, group, startText]);
+      return true;
+    } catch (err) {
+      if (err instanceof ConflictError && err.code === 'MP007') return false;
+      throw err;
+    }
+  }
+
+  /** Leases up to `max` events of `group` to `member`. Most callers want `subscribe` instead. */
+  async poll(group: string, member: string, max: number, leaseSeconds = 30): Promise<StreamEvent<T>[]> {
+    const rows = await this.query<EventRow>(`select pos, payload, key, created_at from mp.poll($1, $2, $3, $4, $5)`, [
+      this.name,
+      group,
+      member,
+      max,
+      leaseSeconds,
+    ]);
+    return rows.map((r) => ({ pos: r.pos, payload: r.payload as T, key: r.key, createdAt: r.created_at }));
+  }
+
+  /** Marks the events of `group` up to and including `upto` (within one polled batch) processed. */
+  async commit(group: string, upto: Pos): Promise<void> {
+    await this.query(`select mp.commit($1, $2, $3)`, [this.name, group, posText(upto, 'upto')]);
+  }
+
+  /** Kept event count and first/last pos. */
+  async stats(): Promise<StreamStats> {
+    const rows = await this.query<{ name: string; events: string; first_pos: string | null; last_pos: string }>(
+      `select name, events, first_pos, last_pos from mp.stream_stats($1)`,
+      [this.name],
+    );
+    const r = rows[0]!;
+    return { name: r.name, events: Number(r.events), firstPos: r.first_pos, lastPos: r.last_pos };
+  }
+
+  /**
+   * Delivers the events of consumer group `group` to `handler`, a batch at a time, until `stop()`.
+   * Creates the group if missing. A handler that returns commits its batch; one that throws does not, so
+   * the batch is delivered again (to any member) when its lease expires. Idle subscriptions sleep on
+   * LISTEN and wake on publish, with a slow polling fallback. Resolves once listening, so events
+   * published after it resolves are delivered even with `start: 'latest'`.
+   */
+  async subscribe(
+    group: string,
+    handler: (events: StreamEvent<T>[]) => Promise<void>,
+    opts: SubscribeOptions = {},
+  ): Promise<Subscription<T>> {
+    const sub = new Subscription<T>(this, group, handler, opts);
+    await this.createGroup(group, opts.start ?? 'earliest');
+    await sub.start();
+    return sub;
+  }
+}
+
+/** A running `Stream.subscribe` loop. */
+export class Subscription<T> {
+  readonly member: string;
+  private readonly batch: number;
+  private readonly leaseSeconds: number;
+  private readonly pollIntervalMs: number;
+  private readonly onError: (err: unknown) => void;
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private wakeRequested = false;
+  private listener: pg.Client | null = null;
+
+  constructor(
+    private readonly stream: Stream<T>,
+    readonly group: string,
+    private readonly handler: (events: StreamEvent<T>[]) => Promise<void>,
+    opts: SubscribeOptions,
+  ) {
+    this.member = opts.member ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    this.batch = opts.batch ?? 100;
+    this.leaseSeconds = opts.leaseSeconds ?? 30;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 1000;
+    this.onError = opts.onError ?? (() => {});
+    if (!(this.batch >= 1) || !(this.leaseSeconds >= 1)) {
+      throw new ConfigError('MP004', `batch and leaseSeconds must be at least 1, got ${this.batch} and ${this.leaseSeconds}`, 'pass positive numbers');
+    }
+  }
+
+  /** Listens, then starts the poll loop; called by `Stream.subscribe`. */
+  async start(): Promise<void> {
+    await this.listen();
+    this.loopDone = this.run();
+  }
+
+  private signal(): void {
+    this.wakeRequested = true;
+    this.wake?.();
+  }
+
+  private async listen(): Promise<void> {
+    // Its own connection, not a pool one: LISTEN belongs to a session, and a pooled client would carry
+    // it to unrelated queries. The application_name makes it visible in pg_stat_activity.
+    const client = new pg.Client({ ...this.stream.pool.options, application_name: `mp stream ${this.stream.name} listener` });
+    client.on('notification', () => this.signal());
+    client.on('error', (err) => {
+      this.onError(err);
+      if (this.listener === client) this.listener = null;
+    });
+    await mapDatabaseErrors(() => client.connect());
+    try {
+      await client.query(`listen ${pg.escapeIdentifier(streamChannel(this.stream.name))}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    this.listener = client;
+  }
+
+  private async sleepUntilWoken(): Promise<void> {
+    if (this.wakeRequested || this.stopping) {
+      this.wakeRequested = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.pollIntervalMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+    this.wake = null;
+    this.wakeRequested = false;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      if (!this.listener) {
+        // Reconnect lazily; until then the polling fallback keeps delivery going.
+        await this.listen().catch((err: unknown) => this.onError(err));
+      }
+      // Cleared before polling: a NOTIFY that arrives while the poll runs must cause another poll.
+      this.wakeRequested = false;
+      let events: StreamEvent<T>[];
+      try {
+        events = await this.stream.poll(this.group, this.member, this.batch, this.leaseSeconds);
+      } catch (err) {
+        this.onError(err);
+        await this.sleepUntilWoken();
+        continue;
+      }
+      if (events.length === 0) {
+        await this.sleepUntilWoken();
+        continue;
+      }
+      try {
+        // Validation on receive counts as a handler failure: the batch stays uncommitted and visible
+        // as lag, rather than being skipped silently.
+        const checked = events.map((e) => ({ ...e, payload: this.stream.checked(e.payload) }));
+        await this.handler(checked);
+      } catch (err) {
+        this.onError(err);
+        continue;
+      }
+      await this.stream.commit(this.group, events[events.length - 1]!.pos).catch((err: unknown) => this.onError(err));
+    }
+  }
+
+  /**
+   * Stops polling, lets the batch in flight finish (its handler and commit), then closes the listener.
+   * Resolves when nothing of this subscription is left running or connected.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loopDone;
+    const listener = this.listener;
+    this.listener = null;
+    if (listener) await listener.end().catch((err: unknown) => this.onError(err));
+  }
+}
