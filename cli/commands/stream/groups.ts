@@ -8,12 +8,12 @@ export const options = z.object({ stream: streamName.optional() }).strict();
 export type Options = z.output<typeof options>;
 
 /**
- * One consumer group, as `--json` prints it. `committed` is the end of the prefix the group finished,
+ * One consumer group, as `--json` prints it (the columns of `mp.group_stats`). `committed` is the end of the prefix the group finished,
  * `lag` how many events it has not finished, `members` who holds leases right now.
  */
 export interface GroupRow {
   stream: string;
-  group: string;
+  grp: string;
   committed: number | string;
   next_pos: number | string;
   lag: number | string;
@@ -33,7 +33,7 @@ interface RawGroup {
 
 const COLUMNS: Column<GroupRow & { holders: string }>[] = [
   { key: 'stream' },
-  { key: 'group' },
+  { key: 'grp', heading: 'GROUP' },
   { key: 'committed', right: true },
   { key: 'next_pos', heading: 'NEXT', right: true },
   { key: 'lag', right: true },
@@ -58,7 +58,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
     );
   const rows: GroupRow[] = raw.map((r) => ({
     stream: r.stream,
-    group: r.grp,
+    grp: r.grp,
     committed: bigintValue(r.committed)!,
     next_pos: bigintValue(r.next_pos)!,
     lag: bigintValue(r.lag)!,
