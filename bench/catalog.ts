@@ -3,7 +3,7 @@ import type { ContenderFactory } from './contenders/contender.ts';
 import { graphileWorker } from './contenders/graphile-worker.ts';
 import { miniPaas, miniPaasSql } from './contenders/minipaas.ts';
 import { miniPaasStreams } from './contenders/minipaas-streams.ts';
-import { original } from './contenders/original.ts';
+import { compat, original } from './contenders/original.ts';
 import { pgBoss } from './contenders/pg-boss.ts';
 import { bloat } from './workloads/bloat.ts';
 import { claimBig, claimSmall } from './workloads/claim.ts';
@@ -29,5 +29,5 @@ export const STREAM_WORKLOADS: StreamWorkload[] = [
   streamGroup,
   streamLatency,
 ];
-export const CONTENDERS: ContenderFactory[] = [miniPaas, miniPaasSql, graphileWorker, pgBoss, original];
+export const CONTENDERS: ContenderFactory[] = [miniPaas, miniPaasSql, graphileWorker, pgBoss, original, compat];
 export const STREAM_SUBJECTS = [miniPaasStreams];

@@ -89,9 +89,9 @@ export function chartSpec(rows: ResultRow[], title: string): TopLevelSpec {
           mark: 'bar',
           encoding: {
             x: subjectAxis,
-            xOffset: { field: 'percentile', type: 'nominal', sort: PERCENTILES },
+            xOffset: { field: 'percentile', type: 'nominal' },
             y: { field: 'ms', type: 'quantitative', title: 'ms' },
-            color: { field: 'percentile', type: 'nominal', sort: PERCENTILES, scale: { scheme: 'blues' } },
+            color: { field: 'percentile', type: 'nominal', scale: { scheme: 'blues' } },
           },
         },
         resolve: { scale: { x: 'independent', y: 'independent' } },
@@ -103,7 +103,7 @@ export function chartSpec(rows: ResultRow[], title: string): TopLevelSpec {
 /** Renders the chart to an SVG string. */
 export async function renderChart(rows: ResultRow[], title: string): Promise<string> {
   const compiled = vl.compile(chartSpec(rows, title)).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' }).logLevel(vega.Error);
   try {
     return await view.toSVG();
   } finally {

@@ -22,6 +22,7 @@ class GraphileWorkerContender implements Contender {
   async setup(url: string): Promise<void> {
     this.url = url;
     this.pool = new pg.Pool({ connectionString: url, max: 6 });
+    this.pool.on('error', (err) => console.error('graphile-worker utils pool:', err));
     this.utils = await makeWorkerUtils({ pgPool: this.pool, logger: silent });
     await this.utils.migrate();
   }

@@ -1,9 +1,11 @@
 /**
- * The original MiniPaaS toolkit's plain-SQL queue, through the compatible `minipaas_queue_*`
- * functions (sql/compat): no leases, no retries. Measured as issue 3 describes it: 4 loops of
- * dequeue (batch 100) + ack; bulk enqueue is one statement calling `minipaas_queue_enqueue` per row.
+ * The `minipaas_queue_*` functions, two ways, measured as issue 3 describes them: 4 loops of dequeue
+ * (batch 100) + ack; bulk enqueue is one statement calling `minipaas_queue_enqueue` per row.
+ * - `original`: the original toolkit's implementation (original-baseline.sql, re-created for the
+ *   benchmark): a table per queue, status column, no leases, no retries, done rows kept.
+ * - `compat`: MiniPaaS's compatible wrappers (sql/compat) over mp.* queues, migrated for real.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
 import { chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
@@ -18,15 +20,29 @@ const ENQUEUE_ROWS = `select minipaas_queue_enqueue($1, p) from jsonb_array_elem
 const DEQUEUE = `select * from minipaas_queue_dequeue($1, $2)`;
 const ACK = `select minipaas_queue_ack($1, $2::int[])`;
 
-class OriginalContender implements Contender {
-  readonly name = 'original';
-  readonly settings = `minipaas_queue_* functions: ${LOOPS} loops, batch ${BATCH}`;
+type Flavour = 'original' | 'compat';
+
+class MinipaasFunctionsContender implements Contender {
+  readonly settings: string;
   private url = '';
   private pool?: pg.Pool;
 
+  constructor(readonly name: Flavour) {
+    this.settings =
+      name === 'original'
+        ? `original toolkit functions (table per queue, no lease): ${LOOPS} loops, batch ${BATCH}`
+        : `sql/compat wrappers over mp.*: ${LOOPS} loops, batch ${BATCH}`;
+  }
+
   async setup(url: string): Promise<void> {
     this.url = url;
-    await migrate({ connectionString: url });
+    if (this.name === 'compat') {
+      await migrate({ connectionString: url });
+    } else {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(await readFile(new URL('./original-baseline.sql', import.meta.url), 'utf8')).finally(() => c.end());
+    }
     this.pool = new pg.Pool({ connectionString: url, max: 6 });
     await this.pool.query(`select minipaas_queue_create($1)`, [QUEUE]);
   }
@@ -60,7 +76,7 @@ class OriginalContender implements Contender {
         url: this.url,
         loops: LOOPS,
         batch: BATCH,
-        channel: `minipaas_queue_${QUEUE}`,
+        channel: this.name === 'original' ? QUEUE : `mp_queue_${QUEUE}`,
         idleWaitMs: 1000,
         claim: async (client, batch) => {
           const { rows } = await client.query<{ id: string; payload: JobPayload }>({
@@ -79,7 +95,11 @@ class OriginalContender implements Contender {
   }
 
   async remaining(): Promise<number> {
-    const { rows } = await this.pool!.query<{ n: number }>(`select count(*)::int as n from minipaas_queue_${QUEUE}`);
+    const sql =
+      this.name === 'original'
+        ? `select count(*)::int as n from ${QUEUE} where status <> 'done'`
+        : `select count(*)::int as n from mp.jobs where queue = '${QUEUE}'`;
+    const { rows } = await this.pool!.query<{ n: number }>(sql);
     return rows[0]!.n;
   }
 
@@ -94,10 +114,19 @@ class OriginalContender implements Contender {
   async close(): Promise<void> {
     await this.pool?.end();
   }
+
+  async hotTables(): Promise<string[]> {
+    return this.name === 'original' ? [`public.${QUEUE}`] : ['mp.jobs'];
+  }
 }
 
 export const original: ContenderFactory = {
   name: 'original',
-  create: () => new OriginalContender(),
+  create: () => new MinipaasFunctionsContender('original'),
+};
+
+export const compat: ContenderFactory = {
+  name: 'compat',
+  create: () => new MinipaasFunctionsContender('compat'),
   available: async () => (await readdir(new URL('../../sql/compat/', import.meta.url))).some((f) => f.endsWith('.sql')),
 };
