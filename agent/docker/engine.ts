@@ -1,0 +1,364 @@
+/**
+ * A small adapter over dockerode: the Docker API calls the agent makes, returning plain data (not
+ * dockerode objects) and throwing `MiniPaasError`s (see `errors.ts`). Executors decide what to do;
+ * this module only talks to the engine.
+ *
+ * Terminology: an *engine* is one dockerd; a *service* is a Swarm service, whose *tasks* are its
+ * scheduled containers; a *stack* is the set of services, networks, secrets and configs carrying the
+ * label `com.docker.stack.namespace=<stack>`, as `docker stack deploy` creates them.
+ */
+import Dockerode from 'dockerode';
+import { fromDockerError } from './errors.ts';
+
+/** The label `docker stack deploy` puts on every object of a stack. */
+export const STACK_NAMESPACE_LABEL = 'com.docker.stack.namespace';
+
+/** Where the engine is when DOCKER_HOST is not set. */
+export const DEFAULT_SOCKET = '/var/run/docker.sock';
+
+export type SwarmState = 'inactive' | 'pending' | 'active' | 'error' | 'locked';
+
+/** What `GET /info` says, narrowed to the fields MiniPaaS reads. */
+export interface EngineInfo {
+  serverVersion: string;
+  operatingSystem: string;
+  osType: string;
+  architecture: string;
+  kernelVersion: string;
+  containersRunning: number;
+  swarm: {
+    state: SwarmState;
+    nodeId: string;
+    /** True when this engine is a manager (it can answer Swarm API calls). */
+    controlAvailable: boolean;
+    /** Only reported by managers. */
+    nodes?: number;
+    managers?: number;
+    clusterId?: string;
+  };
+}
+
+/** What `GET /version` says, narrowed. */
+export interface EngineVersion {
+  version: string;
+  apiVersion: string;
+  minApiVersion: string;
+}
+
+export type ServiceMode = 'replicated' | 'global' | 'replicated-job' | 'global-job';
+
+/** A Swarm service as plain data; `spec` is the full spec, to send back (changed) on update. */
+export interface ServiceInfo {
+  id: string;
+  name: string;
+  /** Swarm object version: an update must name the version it read, or it fails out of sequence. */
+  version: number;
+  labels: Record<string, string>;
+  mode: ServiceMode;
+  /** Replica count for replicated services, undefined for global ones. */
+  replicas?: number;
+  spec: Dockerode.ServiceSpec;
+}
+
+/** Task states after which a task's container is gone or never existed. */
+export const TERMINAL_TASK_STATES: ReadonlySet<string> = new Set([
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'orphaned',
+  'remove',
+]);
+
+/** A Swarm task (one scheduled container of a service) as plain data. */
+export interface TaskInfo {
+  id: string;
+  serviceId: string;
+  nodeId?: string;
+  slot?: number;
+  /** Observed state: new, pending, ..., running, complete, shutdown, failed, rejected... */
+  state: string;
+  desiredState: string;
+  /** The error Swarm recorded for a task that failed or was rejected (e.g. no such image). */
+  error?: string;
+  message?: string;
+  /** When the task last changed (RFC 3339), to find the most recent error. */
+  updatedAt?: string;
+}
+
+/** A network, secret or config: what stack removal needs to know about it. */
+export interface SwarmObject {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** Filters the list calls accept; `label` entries are `key` or `key=value`. */
+export interface ListFilter {
+  label?: string[];
+  name?: string[];
+}
+
+/** Options of `connectDocker`: where the engine is. */
+export interface ConnectOptions {
+  /** `unix:///path`, `tcp://host:port`; defaults to DOCKER_HOST, then `/var/run/docker.sock`. */
+  host?: string;
+}
+
+/** Human description of the endpoint, for error messages: a socket path or a URL. */
+export function describeEndpoint(host: string | undefined): string {
+  if (!host) return DEFAULT_SOCKET;
+  if (host.startsWith('unix://')) return host.slice('unix://'.length) || DEFAULT_SOCKET;
+  return host;
+}
+
+function dockerodeOptions(host: string | undefined): Dockerode.DockerOptions {
+  // Without DOCKER_HOST, docker-modem would also look for ~/.docker/run/docker.sock (Docker Desktop);
+  // the agent runs on servers, so the system socket is the one answer.
+  if (!host) return { socketPath: DEFAULT_SOCKET };
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) || DEFAULT_SOCKET };
+  // tcp/ssh from DOCKER_HOST: docker-modem reads it with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+  if (host === process.env.DOCKER_HOST) return {};
+  const url = new URL(host.includes('://') ? host : `tcp://${host}`);
+  return { host: url.hostname, port: url.port || 2375, protocol: url.port === '2376' ? 'https' : 'http' };
+}
+
+function labelsOf(value: unknown): Record<string, string> {
+  return (value ?? {}) as Record<string, string>;
+}
+
+function toService(raw: Dockerode.Service): ServiceInfo {
+  const spec = raw.Spec ?? {};
+  const mode = (spec.Mode ?? {}) as Record<string, { Replicas?: number } | undefined>;
+  let kind: ServiceMode = 'replicated';
+  if (mode.Global) kind = 'global';
+  else if (mode.ReplicatedJob) kind = 'replicated-job';
+  else if (mode.GlobalJob) kind = 'global-job';
+  return {
+    id: raw.ID,
+    name: spec.Name ?? raw.ID,
+    version: raw.Version?.Index ?? 0,
+    labels: labelsOf(spec.Labels),
+    mode: kind,
+    replicas: kind === 'replicated' ? (mode.Replicated?.Replicas ?? 1) : undefined,
+    spec,
+  };
+}
+
+interface RawTask {
+  ID: string;
+  ServiceID: string;
+  NodeID?: string;
+  Slot?: number;
+  UpdatedAt?: string;
+  DesiredState?: string;
+  Status?: { State?: string; Err?: string; Message?: string };
+}
+
+function toTask(raw: RawTask): TaskInfo {
+  return {
+    id: raw.ID,
+    serviceId: raw.ServiceID,
+    nodeId: raw.NodeID || undefined,
+    slot: raw.Slot,
+    state: raw.Status?.State ?? 'unknown',
+    desiredState: raw.DesiredState ?? 'unknown',
+    error: raw.Status?.Err || undefined,
+    message: raw.Status?.Message || undefined,
+    updatedAt: raw.UpdatedAt,
+  };
+}
+
+interface RawObject {
+  ID?: string;
+  Id?: string;
+  Name?: string;
+  Labels?: Record<string, string>;
+  Spec?: { Name?: string; Labels?: Record<string, string> };
+}
+
+/** Networks list `Id`, `Name`, `Labels`; secrets and configs list `ID`, `Spec.Name`, `Spec.Labels`. */
+function toObject(raw: RawObject): SwarmObject {
+  const id = raw.ID ?? raw.Id ?? '';
+  return { id, name: raw.Spec?.Name ?? raw.Name ?? id, labels: labelsOf(raw.Spec?.Labels ?? raw.Labels) };
+}
+
+function filters(f: ListFilter | undefined): { filters?: string } {
+  if (!f) return {};
+  const out: Record<string, string[]> = {};
+  if (f.label?.length) out.label = f.label;
+  if (f.name?.length) out.name = f.name;
+  return Object.keys(out).length ? { filters: JSON.stringify(out) } : {};
+}
+
+/**
+ * One Docker engine. Every method throws a `MiniPaasError` (`DockerError`, `NotFoundError`,
+ * `ConflictError`) with a message naming the engine and the object.
+ *
+ * @example
+ *   const docker = connectDocker();           // DOCKER_HOST or /var/run/docker.sock
+ *   const web = await docker.inspectService('web');
+ */
+export class DockerEngine {
+  /** The engine, as error messages name it: a socket path or a URL. */
+  readonly endpoint: string;
+
+  constructor(
+    /** The dockerode client, for calls this adapter does not wrap yet (tests, one-offs). */
+    readonly api: Dockerode,
+    endpoint: string,
+  ) {
+    this.endpoint = endpoint;
+  }
+
+  private async call<T>(subject: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw fromDockerError(err, { endpoint: this.endpoint, subject });
+    }
+  }
+
+  /** Resolves when the engine answers `GET /_ping` within `timeoutMs`. */
+  async ping(timeoutMs = 3000): Promise<void> {
+    await this.call(undefined, () =>
+      (this.api.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)({
+        abortSignal: AbortSignal.timeout(timeoutMs),
+      }),
+    ).catch((err: unknown) => {
+      if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
+        throw fromDockerError(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }), {
+          endpoint: this.endpoint,
+        });
+      }
+      throw err;
+    });
+  }
+
+  /** `GET /info`, narrowed. */
+  async info(): Promise<EngineInfo> {
+    const raw = (await this.call(undefined, () => this.api.info())) as Record<string, unknown>;
+    const swarm = (raw.Swarm ?? {}) as Record<string, unknown>;
+    const cluster = swarm.Cluster as { ID?: string } | undefined;
+    return {
+      serverVersion: String(raw.ServerVersion ?? ''),
+      operatingSystem: String(raw.OperatingSystem ?? ''),
+      osType: String(raw.OSType ?? ''),
+      architecture: String(raw.Architecture ?? ''),
+      kernelVersion: String(raw.KernelVersion ?? ''),
+      containersRunning: Number(raw.ContainersRunning ?? 0),
+      swarm: {
+        state: String(swarm.LocalNodeState || 'inactive') as SwarmState,
+        nodeId: String(swarm.NodeID ?? ''),
+        controlAvailable: swarm.ControlAvailable === true,
+        nodes: typeof swarm.Nodes === 'number' ? swarm.Nodes : undefined,
+        managers: typeof swarm.Managers === 'number' ? swarm.Managers : undefined,
+        clusterId: cluster?.ID,
+      },
+    };
+  }
+
+  /** `GET /version`, narrowed. */
+  async version(): Promise<EngineVersion> {
+    const raw = await this.call(undefined, () => this.api.version());
+    return { version: raw.Version, apiVersion: raw.ApiVersion, minApiVersion: raw.MinAPIVersion ?? '' };
+  }
+
+  /** Swarm services, optionally filtered by label or name (a name filter matches by prefix). */
+  async listServices(filter?: ListFilter): Promise<ServiceInfo[]> {
+    const raw = await this.call('the service list', () => this.api.listServices(filters(filter)));
+    return raw.map(toService);
+  }
+
+  /** One service by exact name or id; `NotFoundError` when there is none. */
+  async inspectService(nameOrId: string): Promise<ServiceInfo> {
+    const raw = (await this.call(`service '${nameOrId}'`, () => this.api.getService(nameOrId).inspect())) as Dockerode.Service;
+    return toService(raw);
+  }
+
+  /** Creates a service; returns its id. */
+  async createService(spec: Dockerode.ServiceSpec): Promise<string> {
+    const res = (await this.call(`service '${spec.Name ?? '?'}'`, () => this.api.createService(spec))) as {
+      ID?: string;
+      id?: string;
+    };
+    return res.ID ?? res.id ?? '';
+  }
+
+  /**
+   * Replaces a service's spec. `version` is the one read with the spec: Swarm refuses an update based
+   * on a stale read (`ConflictError` DOCKER_OUT_OF_SEQUENCE) instead of losing someone else's change.
+   * Returns the engine's warnings (e.g. an image it could not resolve on a registry).
+   */
+  async updateService(
+    service: Pick<ServiceInfo, 'id' | 'name'>,
+    version: number,
+    spec: Dockerode.ServiceSpec,
+  ): Promise<{ warnings: string[] }> {
+    // docker-modem sends `_query` as the query string and `_body` as the JSON body.
+    const opts = { _query: { version }, _body: spec };
+    const res = (await this.call(`service '${service.name}'`, () =>
+      this.api.getService(service.id).update(opts),
+    )) as { Warnings?: string[] | null } | null;
+    return { warnings: res?.Warnings ?? [] };
+  }
+
+  /** Removes a service; its tasks stop asynchronously (see `listTasks`). */
+  async removeService(service: Pick<ServiceInfo, 'id' | 'name'>): Promise<void> {
+    await this.call(`service '${service.name}'`, () => this.api.getService(service.id).remove());
+  }
+
+  /**
+   * Swarm tasks, optionally only those of the given service ids. The filtering by service is done
+   * here: the engine's `service` filter fails outright when a service was just removed, and removal
+   * is exactly when callers wait for tasks.
+   */
+  async listTasks(opts: { serviceIds?: string[]; label?: string[] } = {}): Promise<TaskInfo[]> {
+    const raw = (await this.call('the task list', () =>
+      this.api.listTasks(filters({ label: opts.label })),
+    )) as RawTask[];
+    const tasks = raw.map(toTask);
+    if (!opts.serviceIds) return tasks;
+    const ids = new Set(opts.serviceIds);
+    return tasks.filter((t) => ids.has(t.serviceId));
+  }
+
+  /** Networks, optionally filtered. */
+  async listNetworks(filter?: ListFilter): Promise<SwarmObject[]> {
+    const raw = (await this.call('the network list', () => this.api.listNetworks(filters(filter)))) as RawObject[];
+    return raw.map(toObject);
+  }
+
+  async removeNetwork(net: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
+    await this.call(`network '${net.name}'`, () => this.api.getNetwork(net.id).remove());
+  }
+
+  /** Swarm secrets (metadata only: the engine never returns values), optionally filtered. */
+  async listSecrets(filter?: ListFilter): Promise<SwarmObject[]> {
+    const raw = (await this.call('the secret list', () => this.api.listSecrets(filters(filter)))) as RawObject[];
+    return raw.map(toObject);
+  }
+
+  async removeSecret(secret: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
+    await this.call(`secret '${secret.name}'`, () => this.api.getSecret(secret.id).remove());
+  }
+
+  /** Swarm configs, optionally filtered. */
+  async listConfigs(filter?: ListFilter): Promise<SwarmObject[]> {
+    const raw = (await this.call('the config list', () => this.api.listConfigs(filters(filter)))) as RawObject[];
+    return raw.map(toObject);
+  }
+
+  async removeConfig(config: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
+    await this.call(`config '${config.name}'`, () => this.api.getConfig(config.id).remove());
+  }
+}
+
+/**
+ * Connects to the engine named by `opts.host`, else DOCKER_HOST, else `/var/run/docker.sock`.
+ * Nothing is sent until the first call, so this never fails for an absent engine; `ping` checks.
+ */
+export function connectDocker(opts: ConnectOptions = {}): DockerEngine {
+  const host = opts.host ?? process.env.DOCKER_HOST;
+  return new DockerEngine(new Dockerode(dockerodeOptions(host)), describeEndpoint(host));
+}
