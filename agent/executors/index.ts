@@ -1,0 +1,69 @@
+/**
+ * The executor registry: the one place that lists operation kinds. The claim loop looks an
+ * operation's kind up here, validates its payload and runs it.
+ *
+ * @example
+ *   const result = await runOperation(ctx, 'service.scale', { service: 'web', replicas: 3 });
+ */
+import type { z } from 'zod';
+import { ConfigError, NotFoundError } from '../../sql/errors.ts';
+import { dockerInfo } from './docker-info.ts';
+import { listNames, nearMiss } from './near-miss.ts';
+import { serviceScale } from './service-scale.ts';
+import { stackRemove } from './stack-remove.ts';
+import type { AnyExecutor, ExecutorContext, Json } from './types.ts';
+
+export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } from './types.ts';
+
+/** Every executor, by kind. Adding a kind is adding its file and one line here. */
+export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
+  ([dockerInfo, serviceScale, stackRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
+);
+
+/** The kinds the agent can execute, sorted. */
+export function knownKinds(): string[] {
+  return [...executors.keys()].sort();
+}
+
+/** The executor for `kind`; `NotFoundError` naming the known kinds (and the near miss) otherwise. */
+export function getExecutor(kind: string): AnyExecutor {
+  const executor = executors.get(kind);
+  if (executor) return executor;
+  const guess = nearMiss(kind, knownKinds());
+  throw new NotFoundError(
+    'UNKNOWN_KIND',
+    `unknown operation kind '${kind}'; known kinds: ${listNames(knownKinds())}`,
+    guess ? `did you mean '${guess}'?` : 'this agent may be older than the operation; upgrade it',
+  );
+}
+
+/** zod issues as `path: problem` lines (joined with `; ` to keep the message one line). */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => `${i.path.length ? i.path.join('.') : '(payload)'}: ${i.message}`)
+    .join('; ');
+}
+
+/** Validates `raw` against the executor's schema; `ConfigError` (MP008, as SQL's) naming each problem. */
+export function parsePayload(executor: AnyExecutor, raw: unknown): unknown {
+  const parsed = executor.payloadSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    'MP008',
+    `invalid payload for ${executor.kind}: ${formatIssues(parsed.error)}`,
+    `example of a valid payload: ${JSON.stringify(executor.example)}`,
+  );
+}
+
+/** The plan an operation would apply now, without applying it (`--dry-run`). */
+export async function planOperation(ctx: ExecutorContext, kind: string, raw: unknown): Promise<Json[]> {
+  const executor = getExecutor(kind);
+  const payload = parsePayload(executor, raw);
+  return executor.plan(payload, await executor.observe(ctx, payload));
+}
+
+/** Looks the kind up, validates the payload and executes it; returns the executor's JSON result. */
+export async function runOperation(ctx: ExecutorContext, kind: string, raw: unknown): Promise<Json> {
+  const executor = getExecutor(kind);
+  return await executor.execute(ctx, parsePayload(executor, raw));
+}
