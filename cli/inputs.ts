@@ -13,10 +13,13 @@ export function nameOf(kind: 'queue' | 'stream' | 'group') {
   return z.string().check((ctx) => {
     const v = ctx.value;
     if (!NAME_PATTERN.test(v) || v.length > NAME_MAX) {
+      // The near miss for the usual slips (capitals, dashes, dots): `Order-Events` -> `order_events`.
+      const near = v.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+      const example = NAME_PATTERN.test(near) && near.length <= NAME_MAX ? `did you mean "${near}"?` : 'e.g. "emails"';
       ctx.issues.push({
         code: 'custom',
         input: v,
-        message: `invalid ${kind} name ${JSON.stringify(v)}: names match ^[a-z_][a-z0-9_]*$ and are at most ${NAME_MAX} characters, e.g. "emails"`,
+        message: `invalid ${kind} name ${JSON.stringify(v)}: names match ^[a-z_][a-z0-9_]*$ and are at most ${NAME_MAX} characters; ${example}`,
       });
     }
   });

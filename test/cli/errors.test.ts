@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError, parseInput, reportError } from '../../cli/errors.ts';
 import { options as peekOptions } from '../../cli/commands/queue/peek.ts';
+import { queueName } from '../../cli/inputs.ts';
 import { ConfigError, NotFoundError } from '../../sql/errors.ts';
 import { lines, mp } from './harness.ts';
 
@@ -22,7 +23,7 @@ describe('mp errors (real binary)', () => {
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toEqual([
       'error: invalid input for `mp queue peek`',
-      '  queue: invalid queue name "Bad-Name": names match ^[a-z_][a-z0-9_]*$ and are at most 48 characters, e.g. "emails"',
+      '  queue: invalid queue name "Bad-Name": names match ^[a-z_][a-z0-9_]*$ and are at most 48 characters; did you mean "bad_name"?',
       'hint: run `mp queue peek --help` for usage',
     ]);
   });
@@ -107,5 +108,14 @@ describe('reportError', () => {
     expect(err).toBeInstanceOf(InputError);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as InputError).problems).toEqual([{ path: '--limit', problem: 'must be a positive integer, got "-1"' }]);
+  });
+});
+
+describe('name validation', () => {
+  it('suggests the near miss when one exists, an example otherwise', () => {
+    expect(queueName.safeParse('emails').success).toBe(true);
+    expect(queueName.safeParse('Order-Events').error?.issues[0]?.message).toMatch(/did you mean "order_events"\?$/);
+    expect(queueName.safeParse('9lives').error?.issues[0]?.message).toMatch(/e\.g\. "emails"$/);
+    expect(queueName.safeParse('a'.repeat(49)).success).toBe(false);
   });
 });
