@@ -56,6 +56,26 @@ create index operations_parent on mp.operations (parent_id) where parent_id is n
 select mp.queue_create('mp_ops', '{"lease_seconds": 60, "max_attempts": 5}');
 select mp.stream_create('mp_events');
 
+-- An operation whose job was dead-lettered (its agents kept dying: every lease lapsed) has failed; say
+-- so on the row and in the stream instead of leaving it 'running' forever.
+create function mp._op_job_died() returns trigger
+language plpgsql as $$
+declare
+  op_id bigint := (new.payload ->> 'op')::bigint;
+begin
+  update mp.operations set status = 'failed', finished_at = now(),
+         error = coalesce(new.errors -> -1 ->> 'error', 'abandoned')
+  where id = op_id and status in ('queued', 'running');
+  if found then
+    perform mp.op_event(op_id, 'failed', format('gave up after %s attempts: %s', new.attempt,
+                        coalesce(new.errors -> -1 ->> 'error', 'abandoned')), 'error');
+  end if;
+  return null;
+end $$;
+
+create trigger dead_ops_fail after insert on mp.dead_jobs
+for each row when (new.queue = 'mp_ops') execute function mp._op_job_died();
+
 -- Events of one operation, fast, without indexing every app stream's keys.
 do $$
 begin

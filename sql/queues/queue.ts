@@ -100,6 +100,17 @@ function enqueueOptionsJson(o: EnqueueOptions): Record<string, unknown> {
   return json;
 }
 
+/**
+ * Thrown by a handler that learned its job is no longer its own (its lease lapsed and another worker
+ * holds the job now): the worker neither acks nor fails the job, leaving it to its new holder.
+ */
+export class LeaseLostError extends Error {
+  constructor(message = 'the lease of this job was lost to another worker') {
+    super(message);
+    this.name = 'LeaseLostError';
+  }
+}
+
 /** NOTIFY channel a queue's enqueues signal on. */
 export function queueChannel(queue: string): string {
   return `mp_queue_${queue}`;
@@ -360,6 +371,7 @@ export class Worker<T> {
         this.pendingAcks.push(job.id);
         this.flushAcks();
       } catch (err) {
+        if (err instanceof LeaseLostError) return;
         const message = err instanceof Error ? err.message : String(err);
         await this.queue.fail(job.id, message).catch((e: unknown) => this.onError(e));
       } finally {

@@ -55,7 +55,7 @@ describe('operations', () => {
       .query(`select mp.submit_operation($1, $2, $3, $4)`, [kind, env, JSON.stringify(payload), JSON.stringify(options)])
       .catch((e: { code: string; message: string }) => e);
     expect(err).toMatchObject({ code });
-    expect((err as Error).message).toMatch(message);
+    expect((err as { message: string }).message).toMatch(message);
     expect(await counts()).toEqual(before);
   });
 

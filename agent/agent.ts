@@ -1,0 +1,161 @@
+/**
+ * The node agent: registers its node, heartbeats, claims operations from queue `mp_ops` for its targets
+ * (woken by LISTEN, with a slow polling fallback), runs each with its executor, appends an event per
+ * step and records the end exactly once.
+ *
+ * Crash safety comes from the queue: a claimed operation is a leased job. If the agent dies, the lease
+ * lapses and another agent claims the job; `mp.op_start` then records a new attempt ("resumed on ...").
+ * A report from an agent that lost its lease is refused by `mp.op_finish` (it names its attempt), so an
+ * operation ends once.
+ *
+ * @example
+ *   const agent = await startAgent({ pool, docker: connectDocker() });
+ *   process.on('SIGTERM', () => agent.stop());
+ */
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import { AgentCalls } from '../sql/control/agent-calls.ts';
+import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queue.ts';
+import type { DockerEngine } from './docker/engine.ts';
+import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
+
+/** The agent's version, recorded on its node row. */
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  pool: pg.Pool;
+  /** The Docker engine, or null when none answers: the agent then runs only kinds that need none. */
+  docker: DockerEngine | null;
+  /** Node name (default: the host name). */
+  name?: string;
+  /** Also claim provisioning operations (reaching new hosts over SSH). */
+  provisioner?: boolean;
+  /** Operations run at once (default 4). */
+  concurrency?: number;
+  /** Heartbeat period (default 5 s; a node is dead after 30 s without one). */
+  heartbeatMs?: number;
+  /** Claim poll fallback when no NOTIFY arrives (default 5 s). */
+  pollIntervalMs?: number;
+  /** How often a running operation checks for a cancel request (default 1 s). */
+  cancelCheckMs?: number;
+  /** How long `stop()` lets running operations finish before releasing them (default 30 s). */
+  shutdownTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** A started agent. */
+export interface RunningAgent {
+  readonly name: string;
+  readonly targets: string[];
+  /** Stops claiming, lets running operations finish (or releases them after the timeout), marks the node stopped. */
+  stop(): Promise<void>;
+}
+
+/** Logs nowhere; the default when the caller passes no logger. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface OpJob {
+  op: string | number;
+}
+
+/** Who this node is: its Swarm identity decides whether it claims manager operations. */
+async function identify(docker: DockerEngine | null): Promise<{ swarmNodeId: string | null; swarmRole: 'manager' | 'worker' | null }> {
+  if (!docker) return { swarmNodeId: null, swarmRole: null };
+  const info = await docker.info();
+  if (info.swarm.state !== 'active') return { swarmNodeId: null, swarmRole: null };
+  return { swarmNodeId: info.swarm.nodeId, swarmRole: info.swarm.controlAvailable ? 'manager' : 'worker' };
+}
+
+/**
+ * Registers the node and starts claiming. Without a Docker engine the agent still starts (operations
+ * for `node:<name>` and `any` still reach it) and every Docker kind fails with the engine's error.
+ */
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const log = opts.log ?? silentLogger;
+  const name = opts.name ?? hostname();
+  const calls = new AgentCalls(opts.pool);
+  const { swarmNodeId, swarmRole } = await identify(opts.docker).catch((err: unknown) => {
+    log.warn('no Docker engine: Docker operations will fail on this node', { error: String(err) });
+    return { swarmNodeId: null, swarmRole: null };
+  });
+  // A lone engine outside any swarm manages itself: `mp dev` on a laptop still runs manager operations.
+  const manager = swarmRole === 'manager' || (opts.docker !== null && swarmRole === null);
+  const targets = [`node:${name}`, ...(manager ? ['manager'] : []), ...(opts.provisioner ? ['provisioner'] : [])];
+  await calls.register({
+    name,
+    hostname: hostname(),
+    version: AGENT_VERSION,
+    targets,
+    kinds: [...executors.keys()].sort(),
+    swarmNodeId,
+    swarmRole,
+  });
+  log.info('agent registered', { name, targets });
+
+  const heartbeat = setInterval(() => {
+    calls.heartbeat(name).catch((err: unknown) => log.warn('heartbeat failed', { error: String(err) }));
+  }, opts.heartbeatMs ?? 5_000);
+
+  const queue = new Queue<OpJob>({ pool: opts.pool, name: 'mp_ops' });
+  const worker: Worker<OpJob> = queue.work((job) => runOperationJob(job), {
+    concurrency: opts.concurrency ?? 4,
+    workerId: name,
+    targets,
+    pollIntervalMs: opts.pollIntervalMs ?? 5_000,
+    shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 30_000,
+    onError: (err) => log.warn('queue worker error', { error: String(err) }),
+  });
+
+  async function runOperationJob(job: Job<OpJob>): Promise<void> {
+    const opId = String(job.payload.op);
+    const op = await calls.start(opId, name);
+    if (op.status !== 'running') return; // cancelled before it started, or already ended
+    const attempt = op.attempts;
+    const cancel = new AbortController();
+    const watcher = setInterval(() => {
+      calls
+        .cancelRequested(opId)
+        .then((requested) => requested && cancel.abort(new Error('cancelled')))
+        .catch(() => {});
+    }, opts.cancelCheckMs ?? 1_000);
+    const ctx: ExecutorContext = {
+      docker: opts.docker as DockerEngine,
+      signal: cancel.signal,
+      log,
+      step: async (step, message, data) => {
+        await calls.event(opId, step, message, 'info', data);
+      },
+    };
+    let finished: boolean;
+    try {
+      if (!opts.docker) {
+        throw new Error(`no Docker engine on node ${name}: start dockerd or set DOCKER_HOST, then \`mp ops retry ${opId}\``);
+      }
+      const executor = getExecutor(op.kind);
+      const result: Json = await executor.execute(ctx, parsePayload(executor, op.payload));
+      finished = cancel.signal.aborted
+        ? await calls.finish(opId, attempt, 'cancelled')
+        : await calls.finish(opId, attempt, 'succeeded', result);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      finished = cancel.signal.aborted
+        ? await calls.finish(opId, attempt, 'cancelled', undefined, message)
+        : await calls.finish(opId, attempt, 'failed', undefined, message);
+    } finally {
+      clearInterval(watcher);
+    }
+    // Another agent holds this operation now; its job is that agent's to ack.
+    if (!finished) throw new LeaseLostError(`operation ${opId} attempt ${attempt} was taken over`);
+  }
+
+  return {
+    name,
+    targets,
+    stop: async () => {
+      clearInterval(heartbeat);
+      await worker.stop();
+      await calls.stopped(name).catch(() => {});
+      log.info('agent stopped', { name });
+    },
+  };
+}
