@@ -302,25 +302,41 @@ end $$;
 
 -- Up to `max` events with pos > `after`, in pos order. Never skips: every event with pos <= a committed
 -- last_pos is itself committed (see the writer lock), so the next read from the last pos seen is complete.
+-- Positions are dense, so the events wanted lie in (after, after + max]: the range bound keeps the work at
+-- <= max rows whatever plan the planner picks (with fresh statistics it chose a bitmap scan and a sort of
+-- every later event, 40 ms for 1000 rows of a 200k stream). Stable: every statement sees one snapshot.
 create function mp.read(stream text, after bigint, max int)
 returns table (pos bigint, payload jsonb, key text, created_at timestamptz)
 language plpgsql stable as $$
 declare
   sid int;
+  v_last bigint;
+  v_next bigint;
 begin
   perform mp._stream_check_positive('max', max, 'mp.read');
   if after is null or after < 0 then
     raise exception 'after must be a pos >= 0, got % (in mp.read)', coalesce(after::text, 'null')
       using errcode = 'MP004', hint = 'pass 0 to read from the start, or the last pos you read';
   end if;
-  select s.id into sid from mp.streams s where s.name = stream;
+  select s.id, s.last_pos into sid, v_last from mp.streams s where s.name = stream;
   if not found then
     perform mp._stream_unknown(stream);
   end if;
   return query
     select e.pos, e.payload, e.key, e.created_at from mp.stream_events e
-     where e.stream_id = sid and e.pos > after
-     order by e.pos limit max;
+     where e.stream_id = sid and e.pos > after and e.pos <= after + max
+     order by e.pos;
+  if not found and after < v_last then
+    -- Retention deleted (after, after + max]: jump to the first kept event, once.
+    select e.pos into v_next from mp.stream_events e
+     where e.stream_id = sid and e.pos > after order by e.pos limit 1;
+    if v_next is not null then
+      return query
+        select e.pos, e.payload, e.key, e.created_at from mp.stream_events e
+         where e.stream_id = sid and e.pos >= v_next and e.pos < v_next + max
+         order by e.pos;
+    end if;
+  end if;
 end $$;
 
 -- Creates a consumer group. `start`: 'earliest' (first kept event), 'latest' (only events published
