@@ -243,6 +243,7 @@ export class Subscription<T> {
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private wakeRequested = false;
+  private cancelPause: (() => void) | null = null;
   private listener: pg.Client | null = null;
 
   constructor(
@@ -280,6 +281,8 @@ export class Subscription<T> {
     client.on('error', (err) => {
       this.onError(err);
       if (this.listener === client) this.listener = null;
+      // The run loop connects a new listener; this one must not linger half-open.
+      client.end().catch(() => {});
     });
     await mapDatabaseErrors(() => client.connect());
     try {
@@ -308,6 +311,20 @@ export class Subscription<T> {
     this.wakeRequested = false;
   }
 
+  /** Waits `ms` unless stopped; publishes do not cut it short (that is the point of backing off). */
+  private async pause(ms: number): Promise<void> {
+    if (this.stopping) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.cancelPause = done;
+    });
+    this.cancelPause = null;
+  }
+
   private async run(): Promise<void> {
     while (!this.stopping) {
       if (!this.listener) {
@@ -321,7 +338,7 @@ export class Subscription<T> {
         events = await this.stream.poll(this.group, this.member, this.batch, this.leaseSeconds);
       } catch (err) {
         this.onError(err);
-        await this.sleepUntilWoken();
+        await this.pause(this.pollIntervalMs);
         continue;
       }
       if (events.length === 0) {
@@ -335,6 +352,9 @@ export class Subscription<T> {
         await this.handler(checked);
       } catch (err) {
         this.onError(err);
+        // Back off: a handler failing on everything (its database is down, say) would otherwise lease
+        // batch after batch as fast as events arrive, all of them waiting out their leases.
+        await this.pause(this.pollIntervalMs);
         continue;
       }
       await this.stream.commit(this.group, events[events.length - 1]!.pos).catch((err: unknown) => this.onError(err));
@@ -348,6 +368,7 @@ export class Subscription<T> {
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
+    this.cancelPause?.();
     await this.loopDone;
     const listener = this.listener;
     this.listener = null;
