@@ -3,6 +3,7 @@
  * zod `options` schema and `run(ctx, opts)`; this file only declares arguments and flags, validates
  * what the user typed against the schema, builds the context and hands any error to `reportError`.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { z } from 'zod';
 import * as migrate from './commands/migrate.ts';
@@ -36,6 +37,12 @@ interface GlobalOptions {
   verbose?: boolean;
 }
 
+/** The package version, for `mp --version`. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 /** `mp queue peek`, from the command and its parents. */
 function fullName(cmd: Command): string {
   const names: string[] = [];
@@ -55,6 +62,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL)')
     .option('--json', 'print JSON for scripts instead of tables')
     .option('--verbose', 'print stack traces with errors')
+    .version(packageVersion(), '--version', 'print the version of mp')
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
 

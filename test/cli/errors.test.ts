@@ -65,10 +65,13 @@ describe('mp errors (real binary)', () => {
     expect(r.stderr).toMatch(/ConfigError: no database URL[^\n]*\n\s+at /);
   });
 
-  it('--help exits 0', async () => {
+  it('--help and --version exit 0', async () => {
     const r = await mp(['queue', 'peek', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Usage: mp queue peek \[options\] <queue>/);
+    const v = await mp(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 });
 
