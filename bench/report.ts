@@ -15,7 +15,8 @@ export interface BenchResults {
   name: string;
   startedAt: string;
   command: string;
-  machine: { node: string; cpus: number; cpuModel: string; memoryGiB: number };
+  /** `loadAverage`: 1-minute load at start and end; other work on the machine skews every number. */
+  machine: { node: string; cpus: number; cpuModel: string; memoryGiB: number; loadAverage: { start: number; end: number } };
   server: ServerInfo;
   reps: number;
   options: WorkloadOptions;
@@ -51,7 +52,8 @@ export function renderMarkdown(r: BenchResults): string {
   out.push(`Command: \`${r.command}\`  `);
   out.push(`Started ${r.startedAt}; ${r.reps} repetition(s) per measurement, contenders alternating; median (min-max).  `);
   out.push(
-    `Machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}.  `,
+    `Machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ` +
+      `1-minute load average ${r.machine.loadAverage.start.toFixed(1)} at start, ${r.machine.loadAverage.end.toFixed(1)} at end.  `,
   );
   const settings = Object.entries(r.server.settings)
     .map(([k, v]) => `${k}=${v}`)

@@ -7,7 +7,7 @@
  *   npm run bench -- --workloads drain,latency --contenders minipaas,graphile-worker
  *   npm run bench -- --smoke                        # tiny sizes, 1 repetition: checks the harness works
  */
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -160,6 +160,7 @@ export async function runBench(
   const info = await describeServer(server);
   log(`PostgreSQL ${info.version} (${info.origin}): ${Object.entries(info.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg()[0]!;
   const rows = await runBenchmark({
     suites: selectSuites(opts),
     reps: opts.reps,
@@ -177,6 +178,7 @@ export async function runBench(
       cpus: cpu.length,
       cpuModel: cpu[0]?.model.trim() ?? 'unknown',
       memoryGiB: Math.round(totalmem() / 2 ** 30),
+      loadAverage: { start: loadAtStart, end: loadavg()[0]! },
     },
     server: info,
     reps: opts.reps,
