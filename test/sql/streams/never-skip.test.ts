@@ -100,6 +100,23 @@ describe('mp.read never skips a late-committing event', () => {
     expect((await readAfter('rollback', 0)).map((r) => r.payload)).toEqual(['kept']);
   });
 
+  it('a publisher waiting on a stream_drop fails with MP005 once the drop commits, leaving no orphan events', async () => {
+    await db.pool.query(`select mp.stream_create('dropped')`);
+    const dropper = await db.connect();
+    const pub = await db.connect();
+    await dropper.query('begin');
+    await dropper.query(`select mp.stream_drop('dropped')`);
+    const pubPid = await backendPid(pub);
+    const publishing = publish(pub, 'dropped', 'late').catch((e: unknown) => e);
+    await waitFor('publisher blocked on the dropped stream row', () => isWaitingOnLock(pubPid));
+    await dropper.query('commit');
+    expect(await publishing).toMatchObject({ code: 'MP005' });
+    const { rows } = await db.pool.query<{ n: string }>(
+      `select count(*) as n from mp.stream_events e where not exists (select 1 from mp.streams s where s.id = e.stream_id)`,
+    );
+    expect(rows[0]!.n).toBe('0');
+  });
+
   it('stress: 8 publishers committing out of order with rollbacks, one follower: every committed event exactly once, dense, in order', async () => {
     const stream = 'stress';
     await db.pool.query(`select mp.stream_create($1)`, [stream]);
