@@ -39,7 +39,11 @@ async function assertQueueExists(db: Database, queue: string): Promise<void> {
   await db.query(`select 1 from mp.queue_stats($1)`, [queue]);
 }
 
-/** The next `limit` jobs a worker would meet (running jobs excluded), in the claim index's order. */
+/**
+ * The next `limit` jobs a worker would meet (running jobs excluded), in the claim index's order. The
+ * waiting/scheduled split reads `mp._now()`, the clock `mp.queue_stats` uses, so both always agree
+ * (also when tests set `mp.now`).
+ */
 export async function peekJobs(db: Database, queue: string, limit: number): Promise<PeekedJob[]> {
   await assertQueueExists(db, queue);
   const rows = await db.query<PeekedJob & { id: string }>(
