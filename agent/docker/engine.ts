@@ -221,6 +221,7 @@ export class DockerEngine {
 
   /** Resolves when the engine answers `GET /_ping` within `timeoutMs`. */
   async ping(timeoutMs = 3000): Promise<void> {
+    // dockerode's ping takes an abortSignal; @types/dockerode does not declare the options.
     await this.call(undefined, () =>
       (this.api.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)({
         abortSignal: AbortSignal.timeout(timeoutMs),
