@@ -47,7 +47,10 @@ die() {
   exit 1
 }
 
-[[ $(id -u) -eq 0 ]] || die "the lab needs root (it installs packages and runs dockerd)" "run as root, e.g. sudo .ci/lab.sh"
+# Root only for what needs it: a warm lab is usable by any member of the docker group.
+need_root() {
+  [[ $(id -u) -eq 0 ]] || die "$1 needs root" "run as root, e.g. sudo .ci/lab.sh"
+}
 
 # --- 1. packages -------------------------------------------------------------------------------------
 # Only what is missing. A dockerd from another source (docker-ce) counts: installing docker.io over it
@@ -73,6 +76,7 @@ EOF
     -o "Dir::Etc::SourceParts=$aptdir/sources.list.d"
     -o "Dir::State::Lists=$aptdir/lists"
   )
+  need_root "installing ${missing[*]}"
   log "installing ${missing[*]} from $MIRROR (log: /var/log/mp-lab-apt.log)"
   if ! { apt-get "${apt_opts[@]}" update &&
     DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}"; } \
@@ -92,6 +96,7 @@ if engine_answers; then
 else
   # A dockerd that is still starting (or one systemd started on install) is waited for, not doubled.
   if ! pidof dockerd >/dev/null 2>&1; then
+    need_root "starting dockerd"
     log "starting dockerd (log: /var/log/dockerd.log)"
     # setsid: the engine must outlive this script and the process group of whoever ran it.
     setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
