@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { CONTENDERS, QUEUE_WORKLOADS, STREAM_SUBJECTS, STREAM_WORKLOADS } from './catalog.ts';
 import { writeChart } from './chart.ts';
 import { renderMarkdown, writeReport, type BenchResults } from './report.ts';
-import { runBenchmark, type Suite } from './runner.ts';
+import { runBenchmark, suite, type RunnableSuite } from './runner.ts';
 import { databaseFactory, describeServer, startBenchServer, type DatabaseFactory } from './server.ts';
 import type { WorkloadOptions } from './workloads/workload.ts';
 
@@ -136,15 +136,15 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 }
 
 /** The suites `opts` selects: named workloads, or all but the big ones (all with `big`). */
-export function selectSuites(opts: BenchOptions): Suite<never>[] {
+export function selectSuites(opts: BenchOptions): RunnableSuite[] {
   const pick = <W extends { id: string; big: boolean }>(all: W[]): W[] =>
     opts.workloads.length ? all.filter((w) => opts.workloads.includes(w.id)) : all.filter((w) => opts.big || !w.big);
   const contenders = opts.contenders.length ? CONTENDERS.filter((c) => opts.contenders.includes(c.name)) : CONTENDERS;
   const streamSubjects = !opts.contenders.length || opts.contenders.includes('minipaas') ? STREAM_SUBJECTS : [];
   return [
-    { workloads: pick(QUEUE_WORKLOADS), subjects: contenders },
-    { workloads: pick(STREAM_WORKLOADS), subjects: streamSubjects },
-  ] as unknown as Suite<never>[];
+    suite({ workloads: pick(QUEUE_WORKLOADS), subjects: contenders }),
+    suite({ workloads: pick(STREAM_WORKLOADS), subjects: streamSubjects }),
+  ];
 }
 
 /**

@@ -23,6 +23,7 @@ class GraphileWorkerContender implements Contender {
     this.url = url;
     this.pool = new pg.Pool({ connectionString: url, max: 6 });
     this.pool.on('error', (err) => console.error('graphile-worker utils pool:', err));
+    this.pool.on('connect', (client) => client.on('error', (err) => console.error('graphile-worker utils client:', err)));
     this.utils = await makeWorkerUtils({ pgPool: this.pool, logger: silent });
     await this.utils.migrate();
   }
