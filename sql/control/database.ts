@@ -125,10 +125,7 @@ export async function getOperation(db: Kysely<Database>, id: string): Promise<Op
 /** Events of operation `id` after stream position `after`, in order. */
 export async function operationEvents(db: Kysely<Database>, id: string, after = '0'): Promise<OperationEvent[]> {
   const { rows } = await mapDatabaseErrors(() =>
-    sql<{ pos: string; payload: Omit<OperationEvent, 'pos'> }>`
-      select e.pos, e.payload from mp.stream_events e
-      where e.stream_id = (select id from mp.streams where name = 'mp_events') and e.key = ${id} and e.pos > ${after}::bigint
-      order by e.pos`.execute(db),
+    sql<{ pos: string; payload: Omit<OperationEvent, 'pos'> }>`select pos, payload from mp.operation_events(${id}::bigint, ${after}::bigint)`.execute(db),
   );
   return rows.map((r) => ({ pos: r.pos, ...r.payload }));
 }

@@ -1,0 +1,105 @@
+// PostgreSQL roles: each role may do its job and is refused what it must not do.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { freshDatabase, type TestDatabase } from '../../support/database.ts';
+
+let db: TestDatabase;
+const suffix = randomBytes(3).toString('hex');
+const users = { cli: `cli_${suffix}`, agent: `agent_${suffix}`, appA: `app_a_${suffix}`, appB: `app_b_${suffix}` };
+const clients: pg.Client[] = [];
+
+async function as(user: string): Promise<pg.Client> {
+  const url = new URL(db.url);
+  url.username = user;
+  url.password = 'pw';
+  const c = new pg.Client({ connectionString: url.toString() });
+  await c.connect();
+  clients.push(c);
+  return c;
+}
+async function refusal(c: pg.Client, sql: string, params: unknown[] = []): Promise<string> {
+  return await c.query(sql, params).then(
+    () => 'allowed',
+    (e: { code: string; message: string }) => `${e.code}: ${e.message}`,
+  );
+}
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  await db.pool.query(`select mp.grant_roles()`);
+  await db.pool.query(`select mp.environment_create('prod')`);
+  const grants: Array<[string, string]> = [
+    [users.cli, 'mp_cli'],
+    [users.agent, 'mp_agent'],
+    [users.appA, 'mp_app'],
+    [users.appB, 'mp_app'],
+  ];
+  for (const [user, group] of grants) await db.pool.query(`create role ${user} login password 'pw' in role ${group}`);
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  await db.drop();
+  const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
+  await admin.connect();
+  for (const user of Object.values(users)) await admin.query(`drop role if exists ${user}`);
+  await admin.end();
+});
+
+describe('roles', () => {
+  it('mp_cli submits intents and reads status, but cannot claim, report, or change operation rows', async () => {
+    const cli = await as(users.cli);
+    const { rows } = await cli.query(`select mp.submit_operation('docker.info', 'prod') as id`);
+    const id = rows[0].id;
+    expect((await cli.query(`select status from mp.operations_v where id = $1`, [id])).rows).toEqual([{ status: 'queued' }]);
+    expect((await cli.query(`select count(*)::int n from mp.operation_events($1)`, [id])).rows).toEqual([{ n: 1 }]);
+    expect(await refusal(cli, `update mp.operations set status = 'succeeded' where id = $1`, [id])).toMatch(/^42501: permission denied for table operations/);
+    expect(await refusal(cli, `select * from mp.claim('mp_ops', 'me')`)).toMatch(/^42501: permission denied for function claim/);
+    expect(await refusal(cli, `select mp.op_start($1, 'me')`, [id])).toMatch(/^42501: permission denied for function op_start/);
+    expect(await refusal(cli, `select mp.op_finish($1, 1, 'succeeded')`, [id])).toMatch(/^42501/);
+    expect(await refusal(cli, `delete from mp.jobs`)).toMatch(/^42501: permission denied for table jobs/);
+    expect(await refusal(cli, `select mp.enqueue('mp_ops', '{"op": 1}')`)).toMatch(/^42501/);
+    await db.pool.query(`select mp.cancel_operation($1)`, [id]);
+  });
+
+  it('mp_agent claims operations and reports them, but cannot reach app queues', async () => {
+    const id = (await db.pool.query(`select mp.submit_operation('docker.info', 'prod') as id`)).rows[0].id;
+    const agent = await as(users.agent);
+    const claimed = await agent.query(`select payload from mp.claim('mp_ops', 'agent', 10, null, array['manager'])`);
+    expect(claimed.rows).toEqual([{ payload: { op: Number(id) } }]);
+    await agent.query(`select mp.node_register('n1', 'h', '0.1.0', array['manager'], array['docker.info'])`);
+    const started = await agent.query(`select status, attempts from mp.op_start($1, 'n1')`, [id]);
+    expect(started.rows).toEqual([{ status: 'running', attempts: 1 }]);
+    expect((await agent.query(`select mp.op_finish($1, 1, 'succeeded') ok`, [id])).rows).toEqual([{ ok: true }]);
+    expect(await refusal(agent, `update mp.operations set status = 'failed' where id = $1`, [id])).toMatch(/^42501/);
+
+    const appA = await as(users.appA);
+    await appA.query(`select mp.queue_create('a_private')`);
+    expect(await refusal(agent, `select mp.enqueue('a_private', '{}')`)).toMatch(/^MP002: unknown queue "a_private"/);
+  });
+
+  it('mp_app uses its own queues and streams, and cannot see another app’s or the platform’s', async () => {
+    const appA = await as(users.appA);
+    const appB = await as(users.appB);
+    await appA.query(`select mp.queue_create('a_jobs')`);
+    await appA.query(`select mp.enqueue('a_jobs', '{"n": 1}')`);
+    const got = await appA.query(`select id, payload from mp.claim('a_jobs', 'w', 5)`);
+    expect(got.rows.map((r) => r.payload)).toEqual([{ n: 1 }]);
+    expect((await appA.query(`select mp.ack(array[$1]::bigint[]) n`, [got.rows[0].id])).rows).toEqual([{ n: 1 }]);
+    await appA.query(`select mp.stream_create('a_events')`);
+    await appA.query(`select mp.publish('a_events', '{"e": 1}')`);
+    expect((await appA.query(`select payload from mp.read('a_events', 0, 10)`)).rows).toEqual([{ payload: { e: 1 } }]);
+
+    // Another app: A's queue and stream do not exist for it.
+    expect(await refusal(appB, `select mp.enqueue('a_jobs', '{}')`)).toMatch(/^MP002: unknown queue "a_jobs"/);
+    expect(await refusal(appB, `select * from mp.claim('a_jobs', 'thief')`)).toMatch(/^MP002/);
+    expect(await refusal(appB, `select * from mp.read('a_events', 0, 10)`)).toMatch(/^MP005: unknown stream "a_events"/);
+    expect((await appB.query(`select count(*)::int n from mp.jobs`)).rows).toEqual([{ n: 0 }]);
+    // The platform: no operations, no mp_ops, no mp_events.
+    expect(await refusal(appA, `select * from mp.claim('mp_ops', 'w')`)).toMatch(/^MP002: unknown queue "mp_ops"/);
+    expect(await refusal(appA, `select * from mp.read('mp_events', 0, 10)`)).toMatch(/^MP005/);
+    expect(await refusal(appA, `select mp.submit_operation('docker.info', 'prod')`)).toMatch(/^42501/);
+    expect(await refusal(appA, `select * from mp.operations`)).toMatch(/^42501/);
+  });
+});
