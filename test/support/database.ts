@@ -52,6 +52,8 @@ export async function freshDatabase(opts: { poolSize?: number } = {}): Promise<T
   const empty = await createEmptyDatabase();
   await migrate({ connectionString: empty.url });
   const pool = new pg.Pool({ connectionString: empty.url, max: opts.poolSize ?? 20 });
+  // drop() force-closes sessions; an idle pooled client hearing that must not fail the test file.
+  pool.on('error', () => {});
   const clients: pg.Client[] = [];
   return {
     url: empty.url,
