@@ -61,7 +61,7 @@ export function renderMarkdown(r: BenchResults): string {
   out.push(`PostgreSQL ${r.server.version} (${r.server.origin}): ${settings}.`, '');
   const o = r.options;
   out.push(
-    `Sizes: N=${o.n.toLocaleString('en-US')} jobs, batch API ${o.bulkBatch} jobs per call, ${o.clients} single-enqueue clients, ` +
+    `Sizes: N=${o.n.toLocaleString('en-US')} jobs (${o.singleN.toLocaleString('en-US')} for one-per-call enqueue and publish), batch API ${o.bulkBatch} jobs per call, ${o.clients} single-enqueue clients, ` +
       `latency ${o.latencyCount} timed jobs at ${o.latencyRate}/s (after ${o.latencyWarmup} warm-up), ` +
       `claim backlogs ${o.claimSmallBacklog.toLocaleString('en-US')} / ${o.claimBigBacklog.toLocaleString('en-US')} (${o.claimSamples} claims), ` +
       `bloat ${o.bloatJobs.toLocaleString('en-US')} jobs, streams ${o.streamEvents.toLocaleString('en-US')} events, ${o.groupMembers} group members.`,

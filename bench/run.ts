@@ -23,6 +23,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Sizes of a full run (issue 3). */
 export const FULL_OPTIONS: WorkloadOptions = {
   n: 50_000,
+  singleN: 10_000,
   bulkBatch: 1000,
   clients: 4,
   latencyRate: 200,
@@ -40,6 +41,7 @@ export const FULL_OPTIONS: WorkloadOptions = {
 /** Sizes of `--smoke`: every workload, seconds in total; the numbers mean nothing. */
 export const SMOKE_OPTIONS: WorkloadOptions = {
   n: 200,
+  singleN: 100,
   bulkBatch: 50,
   clients: 4,
   latencyRate: 200,
@@ -70,6 +72,7 @@ const USAGE = `usage: npm run bench -- [options]
   --reps R             repetitions per measurement (default 3)
   --workloads a,b      workloads to run (default: all but the big ones); known: ${[...QUEUE_WORKLOADS, ...STREAM_WORKLOADS].map((w) => w.id).join(', ')}
   --contenders a,b     queue contenders (default all); known: ${CONTENDERS.map((c) => c.name).join(', ')}
+  --single-n N         jobs/events of the one-per-call enqueue and publish workloads (default 10000)
   --big                also run the 1,000,000-job workloads (claim-big, bloat)
   --big-n N            size of the big workloads (default 1000000)
   --latency-count N    timed jobs per latency run (default 2000, at 200/s)
@@ -89,6 +92,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       big: { type: 'boolean', default: false },
       'big-n': { type: 'string' },
       'latency-count': { type: 'string' },
+      'single-n': { type: 'string' },
       smoke: { type: 'boolean', default: false },
       name: { type: 'string' },
       out: { type: 'string' },
@@ -109,6 +113,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   if (n) options.n = options.streamEvents = n;
   const bigN = int(values['big-n'], 'big-n');
   if (bigN) options.claimBigBacklog = options.bloatJobs = bigN;
+  const singleN = int(values['single-n'], 'single-n');
+  if (singleN) options.singleN = singleN;
   const latencyCount = int(values['latency-count'], 'latency-count');
   if (latencyCount) options.latencyCount = latencyCount;
 

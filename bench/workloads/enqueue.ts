@@ -35,11 +35,11 @@ export const singleEnqueue: QueueWorkload = {
   big: false,
   applies: () => true,
   run: async (c, _url, o) => {
-    const payloads = jobPayloads(o.n);
+    const payloads = jobPayloads(o.singleN);
     const t0 = now();
     await c.singleEnqueue(payloads, o.clients);
     const seconds = (now() - t0) / 1000;
-    await assertEnqueued(c, o.n);
-    return { jobsPerSec: o.n / seconds };
+    await assertEnqueued(c, o.singleN);
+    return { jobsPerSec: o.singleN / seconds };
   },
 };

@@ -36,8 +36,8 @@ export const streamPublishSingle: StreamWorkload = {
   applies: () => true,
   run: async (s, _url, o) => {
     const t0 = now();
-    await s.publishSingle(jobPayloads(o.streamEvents), o.clients);
-    return { eventsPerSec: o.streamEvents / ((now() - t0) / 1000) };
+    await s.publishSingle(jobPayloads(o.singleN), o.clients);
+    return { eventsPerSec: o.singleN / ((now() - t0) / 1000) };
   },
 };
 

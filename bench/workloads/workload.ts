@@ -8,6 +8,9 @@ import type { Contender, Subject } from '../contenders/contender.ts';
 export interface WorkloadOptions {
   /** Jobs per throughput measurement (bulk, single, drain). */
   n: number;
+  /** Jobs (or events) of the one-per-call enqueue and publish workloads: a rate over 10,000 sequential
+   *  commits is as steady as over 50,000, at a fifth of the run time. */
+  singleN: number;
   /** Jobs per call of a batch API. */
   bulkBatch: number;
   /** Concurrent clients of the single-enqueue workload. */
