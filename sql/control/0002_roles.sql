@@ -117,6 +117,7 @@ begin
       select p.oid::regprocedure::text from pg_proc p
       where p.pronamespace = 'mp'::regnamespace
         and (p.proname in ('queue_create', 'enqueue', 'enqueue_batch', 'claim', 'ack', 'fail', 'extend_lease',
+                           'wait_for_jobs', 'done_waiting',
                            'release', 'retry_dead', 'purge', 'queue_stats', 'prune_finished',
                            'stream_create', 'stream_drop', 'stream_trim', 'publish', 'publish_batch', 'read',
                            'group_create', 'poll', 'commit', 'stream_stats', 'group_stats')
@@ -125,7 +126,7 @@ begin
     loop
       execute format('grant execute on function %s to %I', f, r);
     end loop;
-    execute format('grant select, insert, update, delete on mp.queues, mp.jobs, mp.dead_jobs, mp.finished_jobs,
+    execute format('grant select, insert, update, delete on mp.queues, mp.jobs, mp.dead_jobs, mp.finished_jobs, mp.queue_waiters,
                     mp.streams, mp.stream_events, mp.stream_groups, mp.stream_leases to %I', r);
   end loop;
 end $$;

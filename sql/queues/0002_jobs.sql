@@ -14,6 +14,10 @@
 --   serial key take a transaction advisory lock, so ids within a key are assigned in commit order and a
 --   claimer can never see a later job before an earlier one has committed.
 -- * Dedupe keys: a unique partial index over live rows; enqueue returns the existing id on conflict.
+-- * Wake-ups: NOTIFY takes a database-wide lock at commit, held through the WAL flush, so notifying
+--   transactions cannot share a flush (measured: 4 clients enqueueing one job per transaction did 1,200/s
+--   with a NOTIFY each, 2,300/s without). So enqueue notifies only while some worker has said it waits
+--   (mp.wait_for_jobs): an idle worker wakes at once, a busy system pays nothing.
 
 create table mp.queues (
   name text primary key,
@@ -69,6 +73,39 @@ create table mp.finished_jobs (
   finished_at timestamptz not null
 );
 create index finished_jobs_age on mp.finished_jobs (finished_at);
+
+-- Workers that wait (LISTEN) for jobs of a queue. Unlogged: after a crash it is empty, and workers
+-- register again on their next idle cycle; an entry older than a minute is ignored (its worker died).
+create unlogged table mp.queue_waiters (
+  queue text not null,
+  worker text not null,
+  since timestamptz not null default now(),
+  primary key (queue, worker)
+);
+
+-- Sends the bare wake-up `NOTIFY mp_queue_<queue>` when a worker waits for that queue.
+create function mp._wake(queue text) returns void
+language plpgsql as $$
+begin
+  if exists (select 1 from mp.queue_waiters w where w.queue = _wake.queue and w.since > now() - interval '1 minute') then
+    perform pg_notify('mp_queue_' || queue, '');
+  end if;
+end $$;
+
+-- A worker about to wait on LISTEN says so: from then on enqueues to `queue` send a NOTIFY. Call it,
+-- let it commit, claim once more (a job enqueued just before is seen by that claim), then wait.
+-- Call it again at least every 30 s while waiting; an entry older than a minute counts as gone.
+create function mp.wait_for_jobs(queue text, worker text) returns void
+language sql as $$
+  insert into mp.queue_waiters (queue, worker) values (wait_for_jobs.queue, wait_for_jobs.worker)
+  on conflict on constraint queue_waiters_pkey do update set since = now()
+$$;
+
+-- The worker is busy (or stopping): enqueues need not wake it.
+create function mp.done_waiting(queue text, worker text) returns void
+language sql as $$
+  delete from mp.queue_waiters w where w.queue = done_waiting.queue and w.worker = done_waiting.worker
+$$;
 
 -- The clock every time-dependent function reads. Tests inject time with `set mp.now = '...'`.
 create function mp._now() returns timestamptz
@@ -225,7 +262,7 @@ begin
     -- The holder of the key finished between our insert and select: insert again.
     exit when new_id is not null;
   end loop;
-  perform pg_notify('mp_queue_' || queue, '');
+  perform mp._wake(queue);
   return new_id;
 end $$;
 
@@ -265,7 +302,7 @@ begin
     from jsonb_array_elements(payloads) with ordinality as p(value, n)
     order by p.n
     returning id;
-  perform pg_notify('mp_queue_' || queue, '');
+  perform mp._wake(queue);
 end $$;
 
 -- Claims up to `batch` claimable jobs for `worker`, leasing them for `lease_seconds` (default: the
@@ -422,7 +459,7 @@ begin
     returning queue
   )
   select count(*), array_agg(distinct queue) into n, released_queues from r;
-  perform pg_notify('mp_queue_' || rq, '') from unnest(released_queues) rq;
+  perform mp._wake(rq) from unnest(released_queues) rq;
   return n;
 end $$;
 
@@ -450,7 +487,7 @@ begin
     end if;
   end loop;
   if n > 0 then
-    perform pg_notify('mp_queue_' || queue, '');
+    perform mp._wake(queue);
   end if;
   return n;
 end $$;

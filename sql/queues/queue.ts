@@ -275,6 +275,7 @@ export class Worker<T> {
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private wakeRequested = false;
+  private waiting = false;
   private listener: pg.Client | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
   private leaseSeconds = 30;
@@ -318,21 +319,37 @@ export class Worker<T> {
     this.listener = client;
   }
 
-  private async sleepUntilWoken(): Promise<void> {
+  /** Waits for a NOTIFY, a finished handler or the poll timeout; true when it was the timeout. */
+  private async sleepUntilWoken(): Promise<boolean> {
     if (this.wakeRequested) {
       this.wakeRequested = false;
-      return;
+      return false;
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, this.pollIntervalMs);
-      function done(): void {
+    // The waiter registration goes stale after a minute: wake at least every 30 s to renew it.
+    const timeoutMs = Math.min(this.pollIntervalMs, 30_000);
+    const timedOut = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(true), timeoutMs);
+      this.wake = () => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
+        resolve(false);
+      };
     });
     this.wake = null;
     this.wakeRequested = false;
+    return timedOut;
+  }
+
+  /**
+   * Registers (or renews) this worker as waiting, so enqueues send NOTIFY. It commits before the next
+   * claim, so a job enqueued before the registration is found by that claim, and one enqueued after it
+   * sends a wake-up: nothing waits for the poll.
+   */
+  private async setWaiting(waiting: boolean): Promise<void> {
+    const fn = waiting ? 'mp.wait_for_jobs' : 'mp.done_waiting';
+    await this.queue.pool.query(`select ${fn}($1, $2)`, [this.queue.name, this.id]).then(
+      () => void (this.waiting = waiting),
+      (err: unknown) => this.onError(err),
+    );
   }
 
   private async run(): Promise<void> {
@@ -340,28 +357,42 @@ export class Worker<T> {
     this.leaseSeconds = this.opts.leaseSeconds ?? stats.rows[0]?.lease_seconds ?? 30;
     // Lease extension well before expiry: a third of the lease leaves two chances to succeed.
     this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(200, (this.leaseSeconds * 1000) / 3));
+    let renew = false;
     while (!this.stopping) {
       if (!this.listener) {
         await this.listen().catch((err: unknown) => this.onError(err));
       }
       const free = this.concurrency - this.inFlight.size;
       if (free <= 0) {
+        if (this.waiting) await this.setWaiting(false);
         await this.sleepUntilWoken();
         continue;
       }
+      if (renew) {
+        await this.setWaiting(true);
+        renew = false;
+      }
+      const want = Math.min(this.batch, free);
       let jobs: Job<T>[] = [];
       try {
-        jobs = await this.queue.claim(this.id, {
-          batch: Math.min(this.batch, free),
-          leaseSeconds: this.opts.leaseSeconds,
-          targets: this.opts.targets,
-        });
+        jobs = await this.queue.claim(this.id, { batch: want, leaseSeconds: this.opts.leaseSeconds, targets: this.opts.targets });
       } catch (err) {
+        // The database is unreachable or refused: back off for a poll interval, never spin.
         this.onError(err);
+        renew = await this.sleepUntilWoken();
+        continue;
       }
       for (const job of jobs) this.startJob(job);
-      if (jobs.length < Math.min(this.batch, free)) await this.sleepUntilWoken();
+      if (jobs.length === want) {
+        if (this.waiting) await this.setWaiting(false);
+      } else if (!this.waiting) {
+        // Register, then claim again at once (see setWaiting) before going to sleep.
+        await this.setWaiting(true);
+      } else {
+        renew = await this.sleepUntilWoken();
+      }
     }
+    if (this.waiting) await this.setWaiting(false);
   }
 
   private startJob(job: Job<T>): void {
