@@ -259,3 +259,34 @@ describe('bad input gets a clear error and writes nothing', () => {
     expect(e.hint).toMatch(/create it with mp.queue_create\('nosuch'\); existing queues: .*q1/);
   });
 });
+
+describe('wake-ups', () => {
+  it('enqueue sends a bare NOTIFY only while a worker waits, and never the payload', async () => {
+    const listener = await db.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(`${n.channel}:${n.payload ?? ''}`));
+    await listener.query(`listen mp_queue_${q}`);
+    const sync = async () => listener.query('select 1'); // notifications arrive before the next result
+
+    await enqueue({ secret: 'x' });
+    await sync();
+    expect(heard).toEqual([]);
+
+    await c.query(`select mp.wait_for_jobs($1, 'w1')`, [q]);
+    await enqueue({ secret: 'x' });
+    await c.query(`select * from mp.enqueue_batch($1, '[1, 2, 3]')`, [q]);
+    await sync();
+    expect(heard).toEqual([`mp_queue_${q}:`, `mp_queue_${q}:`]);
+
+    await c.query(`select mp.done_waiting($1, 'w1')`, [q]);
+    await enqueue({});
+    await sync();
+    expect(heard).toHaveLength(2);
+
+    // A registration a worker stopped renewing (it died) no longer costs a NOTIFY.
+    await c.query(`insert into mp.queue_waiters (queue, worker, since) values ($1, 'dead', now() - interval '2 minutes')`, [q]);
+    await enqueue({});
+    await sync();
+    expect(heard).toHaveLength(2);
+  });
+});
