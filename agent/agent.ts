@@ -120,6 +120,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }, opts.cancelCheckMs ?? 1_000);
     const ctx: ExecutorContext = {
       docker: opts.docker as DockerEngine,
+      operationId: opId,
       signal: cancel.signal,
       log,
       step: async (step, message, data) => {

@@ -57,6 +57,8 @@ export interface ServiceInfo {
   mode: ServiceMode;
   /** Replica count for replicated services, undefined for global ones. */
   replicas?: number;
+  /** When Swarm created the service (RFC 3339). */
+  createdAt?: string;
   spec: Dockerode.ServiceSpec;
 }
 
@@ -84,6 +86,10 @@ export interface TaskInfo {
   message?: string;
   /** When the task last changed (RFC 3339), to find the most recent error. */
   updatedAt?: string;
+  /** When Swarm created the task (RFC 3339). */
+  createdAt?: string;
+  /** The container's exit code as the engine reports it: meaningful once the task is complete or failed. */
+  exitCode?: number;
 }
 
 /** A network, secret or config: what stack removal needs to know about it. */
@@ -141,6 +147,7 @@ function toService(raw: Dockerode.Service): ServiceInfo {
     labels: labelsOf(spec.Labels),
     mode: kind,
     replicas: kind === 'replicated' ? (mode.Replicated?.Replicas ?? 1) : undefined,
+    createdAt: raw.CreatedAt,
     spec,
   };
 }
@@ -150,9 +157,10 @@ interface RawTask {
   ServiceID: string;
   NodeID?: string;
   Slot?: number;
+  CreatedAt?: string;
   UpdatedAt?: string;
   DesiredState?: string;
-  Status?: { State?: string; Err?: string; Message?: string };
+  Status?: { State?: string; Err?: string; Message?: string; ContainerStatus?: { ExitCode?: number } };
 }
 
 function toTask(raw: RawTask): TaskInfo {
@@ -166,6 +174,8 @@ function toTask(raw: RawTask): TaskInfo {
     error: raw.Status?.Err || undefined,
     message: raw.Status?.Message || undefined,
     updatedAt: raw.UpdatedAt,
+    createdAt: raw.CreatedAt,
+    exitCode: raw.Status?.ContainerStatus?.ExitCode,
   };
 }
 
@@ -181,6 +191,22 @@ interface RawObject {
 function toObject(raw: RawObject): SwarmObject {
   const id = raw.ID ?? raw.Id ?? '';
   return { id, name: raw.Spec?.Name ?? raw.Name ?? id, labels: labelsOf(raw.Spec?.Labels ?? raw.Labels) };
+}
+
+/**
+ * The text of a non-TTY log stream: frames of an 8-byte header (stream type, 3 zero bytes, big-endian
+ * length) and the payload. A buffer that does not start like a frame is TTY output, already plain text.
+ */
+export function demuxLogs(buf: Buffer): string {
+  const framed = buf.length >= 8 && buf[0]! <= 2 && buf[1] === 0 && buf[2] === 0 && buf[3] === 0;
+  if (!framed) return buf.toString('utf8');
+  const parts: Buffer[] = [];
+  for (let at = 0; at + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(at + 4);
+    parts.push(buf.subarray(at + 8, at + 8 + len));
+    at += 8 + len;
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
 
 function filters(f: ListFilter | undefined): { filters?: string } {
@@ -324,6 +350,18 @@ export class DockerEngine {
     return tasks.filter((t) => ids.has(t.serviceId));
   }
 
+  /**
+   * The last `tail` lines a service's tasks wrote (stdout and stderr interleaved), or fewer. Reads
+   * the logs of containers on this node and on the others the manager can reach.
+   */
+  async serviceLogs(service: Pick<ServiceInfo, 'id' | 'name'>, opts: { tail: number }): Promise<string[]> {
+    const raw = (await this.call(`service '${service.name}'`, () =>
+      this.api.getService(service.id).logs({ stdout: true, stderr: true, tail: opts.tail, follow: false }),
+    )) as unknown as Buffer | string;
+    const text = typeof raw === 'string' ? raw : demuxLogs(raw);
+    return text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);
+  }
+
   /** Networks, optionally filtered. */
   async listNetworks(filter?: ListFilter): Promise<SwarmObject[]> {
     const raw = (await this.call('the network list', () => this.api.listNetworks(filters(filter)))) as RawObject[];
@@ -338,6 +376,21 @@ export class DockerEngine {
   async listSecrets(filter?: ListFilter): Promise<SwarmObject[]> {
     const raw = (await this.call('the secret list', () => this.api.listSecrets(filters(filter)))) as RawObject[];
     return raw.map(toObject);
+  }
+
+  /**
+   * Creates a Swarm secret holding `data` (the engine stores it encrypted in the Raft log and never
+   * returns it); returns its id. Secrets are immutable: a new value is a new secret (name).
+   */
+  async createSecret(secret: { name: string; data: string; labels?: Record<string, string> }): Promise<string> {
+    const res = (await this.call(`secret '${secret.name}'`, () =>
+      this.api.createSecret({
+        Name: secret.name,
+        Labels: secret.labels ?? {},
+        Data: Buffer.from(secret.data, 'utf8').toString('base64'),
+      }),
+    )) as { ID?: string; id?: string };
+    return res.ID ?? res.id ?? '';
   }
 
   async removeSecret(secret: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {

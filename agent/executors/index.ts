@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import { ConfigError, NotFoundError } from '../../sql/errors.ts';
 import { dockerInfo } from './docker-info.ts';
+import { jobRun } from './job-run.ts';
 import { listNames, nearMiss } from './near-miss.ts';
 import { serviceScale } from './service-scale.ts';
 import { stackRemove } from './stack-remove.ts';
@@ -17,7 +18,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([dockerInfo, serviceScale, stackRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([dockerInfo, jobRun, serviceScale, stackRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */
@@ -55,11 +56,18 @@ export function parsePayload(executor: AnyExecutor, raw: unknown): unknown {
   );
 }
 
+/** What a dry run needs: an operation that is not submitted yet has no id. */
+export type PlanContext = Omit<ExecutorContext, 'operationId'> & { operationId?: string };
+
+/** Stands in for the id of an operation not submitted yet: a job's plan then names `mp-job-<id>`. */
+export const UNSUBMITTED_ID = '<id>';
+
 /** The plan an operation would apply now, without applying it (`--dry-run`). */
-export async function planOperation(ctx: ExecutorContext, kind: string, raw: unknown): Promise<Json[]> {
+export async function planOperation(ctx: PlanContext, kind: string, raw: unknown): Promise<Json[]> {
   const executor = getExecutor(kind);
   const payload = parsePayload(executor, raw);
-  return executor.plan(payload, await executor.observe(ctx, payload));
+  const full: ExecutorContext = { ...ctx, operationId: ctx.operationId ?? UNSUBMITTED_ID };
+  return executor.plan(payload, await executor.observe(full, payload));
 }
 
 /** Looks the kind up, validates the payload and executes it; returns the executor's JSON result. */

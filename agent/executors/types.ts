@@ -30,6 +30,11 @@ export interface Logger {
 export interface ExecutorContext {
   docker: DockerEngine;
   /**
+   * The operation being executed (`mp.operations.id`): the same on every attempt, so executors can
+   * name what they create after it and find it again when they resume after a crash (`mp-job-<id>`).
+   */
+  operationId: string;
+  /**
    * Reports progress: `name` is a short stable step name (`update`, `wait`), `message` one line for
    * humans, `data` details for machines. The agent appends it to the status stream; awaited, so the
    * stream keeps the order of steps.

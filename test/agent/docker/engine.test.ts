@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connectDocker, describeEndpoint } from '../../../agent/docker/engine.ts';
+import { connectDocker, demuxLogs, describeEndpoint } from '../../../agent/docker/engine.ts';
 import { fromDockerError, isOutOfSequence } from '../../../agent/docker/errors.ts';
 import { ConflictError, DockerError, NotFoundError } from '../../../sql/errors.ts';
 import { describeSwarm } from '../../support/docker.ts';
@@ -63,6 +63,25 @@ describe('fromDockerError', () => {
   it('passes through errors that are not from Docker', () => {
     const abort = new DOMException('aborted', 'AbortError');
     expect(fromDockerError(abort, where)).toBe(abort);
+  });
+});
+
+describe('demuxLogs', () => {
+  const frame = (stream: number, text: string): Buffer => {
+    const payload = Buffer.from(text);
+    const header = Buffer.alloc(8);
+    header[0] = stream;
+    header.writeUInt32BE(payload.length, 4);
+    return Buffer.concat([header, payload]);
+  };
+
+  it('joins stdout and stderr frames in order', () => {
+    expect(demuxLogs(Buffer.concat([frame(1, 'hi\n'), frame(2, 'bye\n'), frame(1, 'end')]))).toBe('hi\nbye\nend');
+  });
+
+  it('passes TTY output (no frames) through', () => {
+    expect(demuxLogs(Buffer.from('plain text\n'))).toBe('plain text\n');
+    expect(demuxLogs(Buffer.alloc(0))).toBe('');
   });
 });
 

@@ -7,19 +7,20 @@ import { recordingContext } from './recording-context.ts';
 
 describe('executor registry', () => {
   it('lists the kinds', () => {
-    expect(knownKinds()).toEqual(['docker.info', 'service.scale', 'stack.remove']);
+    expect(knownKinds()).toEqual(['docker.info', 'job.run', 'service.scale', 'stack.remove']);
   });
 
   it('finds an executor by kind', () => {
     expect(getExecutor('service.scale').target).toBe('manager');
     expect(getExecutor('stack.remove').target).toBe('manager');
     expect(getExecutor('docker.info').target).toBe('any');
+    expect(getExecutor('job.run').target).toBe('manager');
   });
 
   it('names the known kinds and the near miss for an unknown kind', () => {
     const call = () => getExecutor('service.scal');
     expect(call).toThrow(NotFoundError);
-    expect(call).toThrow("unknown operation kind 'service.scal'; known kinds: docker.info, service.scale, stack.remove");
+    expect(call).toThrow("unknown operation kind 'service.scal'; known kinds: docker.info, job.run, service.scale, stack.remove");
     try {
       call();
     } catch (err) {

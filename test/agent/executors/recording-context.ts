@@ -15,14 +15,22 @@ export interface RecordingContext extends ExecutorContext {
   abort(): void;
 }
 
-/** A context on `docker` whose `step` may also run a hook (to cancel mid-way, for example). */
-export function recordingContext(docker: DockerEngine, onStep?: (step: RecordedStep) => void): RecordingContext {
+/**
+ * A context on `docker` whose `step` may also run a hook (to cancel mid-way, for example). The
+ * operation id defaults to a unique one, so executors that name objects after it never collide.
+ */
+export function recordingContext(
+  docker: DockerEngine,
+  onStep?: (step: RecordedStep) => void,
+  operationId = `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`,
+): RecordingContext {
   const controller = new AbortController();
   const steps: RecordedStep[] = [];
   const logs: { level: string; message: string }[] = [];
   const logAt = (level: string) => (message: string) => void logs.push({ level, message });
   return {
     docker,
+    operationId,
     steps,
     logs,
     signal: controller.signal,
