@@ -40,6 +40,8 @@ export interface Context {
   readonly signal: AbortSignal;
   /** The connection string, from `--database-url` or `DATABASE_URL`; throws `ConfigError` when neither is set. */
   databaseUrl(): string;
+  /** Whether a connection string was given (`mp dev` starts its own PostgreSQL when not). */
+  hasDatabaseUrl(): boolean;
   /** The database, connected on first use. */
   db(): Database;
 }
@@ -98,6 +100,7 @@ export function createContext(opts: {
     clock: opts.clock ?? systemClock,
     signal: opts.signal ?? new AbortController().signal,
     databaseUrl,
+    hasDatabaseUrl: () => Boolean(opts.databaseUrl),
     db: () => {
       if (!database) {
         const url = databaseUrl();

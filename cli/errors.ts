@@ -23,6 +23,35 @@ export class InputError extends ConfigError {
 }
 
 /**
+ * An operation payload that fails its executor's schema; printed as `path: problem` lines (the payload's
+ * own paths, `replicas`, `service`) under one `error:` line, with a valid example as the hint.
+ */
+export class InvalidPayloadError extends ConfigError {
+  constructor(
+    readonly kind: string,
+    readonly problems: InputProblem[],
+    example: unknown,
+  ) {
+    super('MP008', `invalid --payload for ${kind}`, `a valid payload looks like --payload '${JSON.stringify(example)}'`);
+  }
+}
+
+/** The operation the command waited for ended failed or cancelled; the process exits non-zero with the reason. */
+export class OperationFailedError extends MiniPaasError {
+  override readonly exitCode: number = 8;
+}
+
+/** No alive agent could run the operation, so it was not submitted (instead of waiting forever). */
+export class NoAgentError extends MiniPaasError {
+  override readonly exitCode: number = 9;
+}
+
+/** The user stopped following an operation (Ctrl-C); it keeps running. 128 + SIGINT, as shells report it. */
+export class StoppedFollowingError extends MiniPaasError {
+  override readonly exitCode: number = 130;
+}
+
+/**
  * Validates raw command-line values against a command's zod schema; throws `InputError` naming each bad
  * value. `labels` maps schema keys to what the user typed (`limit` -> `--limit`).
  */
@@ -53,7 +82,7 @@ export function reportError(err: unknown, out: { stderr: Writer; verbose: boolea
   const write = (line: string): void => void out.stderr.write(`${line}\n`);
   if (mapped instanceof MiniPaasError) {
     write(`error: ${mapped.message}`);
-    if (mapped instanceof InputError) for (const p of mapped.problems) write(`  ${p.path}: ${p.problem}`);
+    if (mapped instanceof InputError || mapped instanceof InvalidPayloadError) for (const p of mapped.problems) write(`  ${p.path}: ${p.problem}`);
     if (mapped.hint) write(`hint: ${mapped.hint}`);
     if (out.verbose && mapped.stack) write(mapped.stack);
     return mapped.exitCode;

@@ -9,7 +9,7 @@ export const NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
 const NAME_MAX = 48;
 
 /** A queue, stream or group name: `^[a-z_][a-z0-9_]*$`, at most 48 characters. */
-export function nameOf(kind: 'queue' | 'stream' | 'group') {
+export function nameOf(kind: 'queue' | 'stream' | 'group' | 'environment') {
   return z.string().check((ctx) => {
     const v = ctx.value;
     if (!NAME_PATTERN.test(v) || v.length > NAME_MAX) {
@@ -27,6 +27,46 @@ export function nameOf(kind: 'queue' | 'stream' | 'group') {
 
 export const queueName = nameOf('queue');
 export const streamName = nameOf('stream');
+export const environmentName = nameOf('environment');
+
+/** The rule `mp.node_register` enforces: node names are host names. */
+export const NODE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** A node (agent) name such as `--name`: a host name. */
+export const nodeName = z.string().check((ctx) => {
+  if (!NODE_NAME_PATTERN.test(ctx.value)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      message: `invalid node name ${JSON.stringify(ctx.value)}: node names are host names (letters, digits, ".", "_", "-"; at most 63 characters)`,
+    });
+  }
+});
+
+/** Which agents may claim an operation: `manager`, `provisioner`, `any`, or `node:<name>`. */
+export const target = z.string().check((ctx) => {
+  const v = ctx.value;
+  const ok = v === 'manager' || v === 'provisioner' || v === 'any' || (v.startsWith('node:') && NODE_NAME_PATTERN.test(v.slice(5)));
+  if (!ok) {
+    ctx.issues.push({
+      code: 'custom',
+      input: v,
+      message: `invalid target ${JSON.stringify(v)}: use manager, provisioner, any, or node:<name> (\`mp nodes ls\` lists node names)`,
+    });
+  }
+});
+
+/** The statuses of an operation, as `--status` takes them. */
+export const OPERATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const operationStatus = z.string().check((ctx) => {
+  if (!(OPERATION_STATUSES as readonly string[]).includes(ctx.value)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      message: `invalid status ${JSON.stringify(ctx.value)}: use one of ${OPERATION_STATUSES.join(', ')}`,
+    });
+  }
+});
 
 /** Integer-looking text or a number, checked against `min`; commander hands options over as strings. */
 function integerAtLeast(min: number, what: string) {
@@ -56,4 +96,9 @@ export const bigintId = z.union([z.number(), z.string()]).transform((v, ctx) => 
     return z.NEVER;
   }
   return s;
+});
+
+/** A TCP port such as `--port`: 1 to 65535. */
+export const port = integerAtLeast(1, 'a TCP port (1-65535)').refine((n) => n <= 65535, {
+  message: 'must be a TCP port (1-65535)',
 });

@@ -6,7 +6,20 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { z } from 'zod';
+import * as agent from './commands/agent.ts';
+import * as dbRoles from './commands/db/roles.ts';
+import * as dev from './commands/dev.ts';
+import * as envCreate from './commands/env/create.ts';
+import * as envLs from './commands/env/ls.ts';
 import * as migrate from './commands/migrate.ts';
+import * as nodesLs from './commands/nodes/ls.ts';
+import * as opsCancel from './commands/ops/cancel.ts';
+import * as opsKinds from './commands/ops/kinds.ts';
+import * as opsLs from './commands/ops/ls.ts';
+import * as opsRetry from './commands/ops/retry.ts';
+import * as opsShow from './commands/ops/show.ts';
+import * as opsSubmit from './commands/ops/submit.ts';
+import * as opsTail from './commands/ops/tail.ts';
 import * as queueLs from './commands/queue/ls.ts';
 import * as queuePeek from './commands/queue/peek.ts';
 import * as queuePurge from './commands/queue/purge.ts';
@@ -72,7 +85,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     spec: string,
     description: string,
     module: CommandModule<S>,
-    settings: { interruptible?: boolean } = {},
+    settings: { stopOn?: NodeJS.Signals[] } = {},
   ): Command {
     const cmd = parent.command(spec).description(description);
     cmd.action(async (...args: unknown[]) => {
@@ -87,10 +100,11 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
       for (const opt of self.options) labels[opt.attributeName()] = opt.long ?? opt.flags;
       const opts = parseInput(module.options, raw, fullName(self), labels);
 
-      // Only long-running commands take over Ctrl-C (to stop cleanly); the others die as usual.
+      // Only long-running commands take over Ctrl-C (and `mp agent`/`mp dev` SIGTERM) to stop cleanly;
+      // the others die as usual. `once`: a second Ctrl-C while stopping kills at once.
       const interrupt = new AbortController();
-      const onSigint = (): void => interrupt.abort();
-      if (settings.interruptible) process.once('SIGINT', onSigint);
+      const onSignal = (): void => interrupt.abort();
+      for (const signal of settings.stopOn ?? []) process.once(signal, onSignal);
       const ctx = createContext({
         stdout: io.stdout,
         stderr: io.stderr,
@@ -101,7 +115,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
       try {
         await module.run(ctx, opts);
       } finally {
-        process.removeListener('SIGINT', onSigint);
+        for (const signal of settings.stopOn ?? []) process.removeListener(signal, onSignal);
         await ctx.close();
       }
     });
@@ -127,7 +141,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   const stream = program.command('stream').description('inspect durable streams');
   leaf(stream, 'ls', 'list streams with their event counts and positions', streamLs);
   leaf(stream, 'tail', 'print events of a stream; with --follow, keep printing new ones', streamTail, {
-    interruptible: true,
+    stopOn: ['SIGINT'],
   })
     .argument('<stream>', 'stream name')
     .option('--from <pos>', 'start at this position')
@@ -137,6 +151,60 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     '[stream]',
     'only the groups of this stream',
   );
+
+  const ops = program.command('ops').description('submit operations (intents) and follow, inspect, cancel or retry them');
+  leaf(ops, 'submit', 'submit an operation and follow its events until it ends (exit 0 when it succeeded)', opsSubmit, {
+    stopOn: ['SIGINT'],
+  })
+    .argument('<kind>', 'operation kind, e.g. docker.info (`mp ops kinds` lists them)')
+    .option('--env <env>', 'environment the operation belongs to (its operations run one at a time, in order)')
+    .option('--target <target>', "which agents may run it: manager, any, provisioner or node:<name> (default: the kind's)")
+    .option('--payload <json>', 'the payload, a JSON object (default {})')
+    .option('--idempotency-key <key>', 'submitting the same key again returns the first operation instead of a new one')
+    .option('--detach', 'print the id and return at once instead of following')
+    .option('--dry-run', 'print what it would do now, read from the local Docker engine, without submitting');
+  leaf(ops, 'ls', 'list operations, newest first', opsLs)
+    .option('--status <status>', 'only this status: queued, running, succeeded, failed, cancelled')
+    .option('--env <env>', 'only this environment')
+    .option('--kind <kind>', 'only this kind')
+    .option('--limit <n>', 'how many to show', '20');
+  leaf(ops, 'show', 'one operation: its row, result or error, and all its events', opsShow).argument('<id>', 'operation id');
+  leaf(ops, 'tail', 'print the events of an operation and follow it until it ends', opsTail, { stopOn: ['SIGINT'] }).argument(
+    '<id>',
+    'operation id',
+  );
+  leaf(ops, 'cancel', 'cancel a queued operation, or ask a running one to stop at its next safe point', opsCancel).argument(
+    '<id>',
+    'operation id',
+  );
+  leaf(ops, 'retry', 'queue a failed or cancelled operation again and follow it', opsRetry, { stopOn: ['SIGINT'] })
+    .argument('<id>', 'operation id')
+    .option('--detach', 'print the id and return at once instead of following');
+  leaf(ops, 'kinds', 'the operation kinds agents can run, with target and an example payload', opsKinds);
+
+  const nodes = program.command('nodes').description('the nodes (agents) of the cluster');
+  leaf(nodes, 'ls', 'list nodes: role, alive, last heartbeat, version, running operations', nodesLs);
+
+  const env = program.command('env').description('environments: namespaces for operations, each run in order');
+  leaf(env, 'create', 'create an environment (nothing happens if it exists)', envCreate).argument('<name>', 'environment name');
+  leaf(env, 'ls', 'list environments with their operation counts', envLs);
+
+  const db = program.command('db').description('database administration');
+  leaf(db, 'roles', 'create the roles mp_cli, mp_agent and mp_app (or refresh their grants) and list them', dbRoles);
+
+  leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', agent, {
+    stopOn: ['SIGINT', 'SIGTERM'],
+  })
+    .option('--name <node>', 'node name (default: the host name)')
+    .option('--provisioner', 'also claim provisioning operations (hosts reached over SSH)')
+    .option('--concurrency <n>', 'operations run at once', '4');
+
+  leaf(program, 'dev', 'run MiniPaaS locally: embedded PostgreSQL (or DATABASE_URL), migrations, an agent on local Docker', dev, {
+    stopOn: ['SIGINT', 'SIGTERM'],
+  })
+    .option('--port <port>', 'port of the embedded PostgreSQL', '54329')
+    .option('--data-dir <dir>', 'folder for the embedded PostgreSQL data (kept between runs)', '.mp/dev')
+    .option('--name <node>', 'node name of the local agent (default: the host name)');
 
   // Usage errors end with a pointer to the right help, e.g. `mp queue peek --help`.
   const withHelpHints = (cmd: Command): void => {

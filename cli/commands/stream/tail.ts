@@ -1,9 +1,9 @@
 /** `mp stream tail STREAM [--from POS | --last N] [--follow]`: prints a stream's events, and new ones as they come. */
-import type pg from 'pg';
 import { z } from 'zod';
 import type { Context, Database } from '../../context.ts';
 import { position, positiveInt, streamName } from '../../inputs.ts';
 import { bigintValue, printRecord } from '../../output.ts';
+import { listenForStream } from '../../wakeups.ts';
 
 export const options = z
   .object({
@@ -23,8 +23,6 @@ export type Options = z.output<typeof options>;
 const PAGE = 500;
 /** Without `--from`/`--last`, like tail(1): the last 10 events. */
 const DEFAULT_LAST = 10;
-/** Polling fallback when --follow: NOTIFY is best-effort (a dropped LISTEN connection loses wake-ups). */
-const POLL_MS = 1000;
 
 /** One event, as `--json` prints it (one object per line). */
 export interface EventRow {
@@ -45,51 +43,6 @@ async function startAfter(db: Database, opts: Options): Promise<bigint> {
 }
 
 /**
- * A LISTEN connection on `mp_stream_<stream>`; `wait` resolves on a notification, after `POLL_MS`, or
- * when the command is interrupted. A notification that arrives while the caller is reading is kept, so
- * the next `wait` returns at once instead of sleeping through it.
- */
-async function listen(ctx: Context, db: Database, stream: string) {
-  const client: pg.PoolClient = await db.pool.connect();
-  let broken = false;
-  let pending = false;
-  let wake: AbortController | undefined;
-  const onNotify = (): void => {
-    pending = true;
-    wake?.abort();
-  };
-  // A lost LISTEN connection must not crash tail: the polling fallback keeps it going.
-  const onError = (): void => {
-    broken = true;
-  };
-  client.on('notification', onNotify);
-  client.on('error', onError);
-  // The name passed validation (^[a-z_][a-z0-9_]*$), so quoting it as an identifier is safe.
-  await client.query(`listen "mp_stream_${stream}"`);
-  return {
-    wait: async (): Promise<void> => {
-      if (pending || ctx.signal.aborted) {
-        pending = false;
-        return;
-      }
-      wake = new AbortController();
-      const stop = (): void => wake?.abort();
-      ctx.signal.addEventListener('abort', stop, { once: true });
-      await ctx.clock.sleep(POLL_MS, wake.signal);
-      ctx.signal.removeEventListener('abort', stop);
-      wake = undefined;
-      pending = false;
-    },
-    close: async (): Promise<void> => {
-      client.removeListener('notification', onNotify);
-      if (!broken) await client.query(`unlisten *`).catch(() => (broken = true));
-      client.removeListener('error', onError);
-      client.release(broken);
-    },
-  };
-}
-
-/**
  * Prints events in pos order: `pos  created_at  key  payload`, or with `--json` one object per line.
  * With `--follow` it then waits for new events (woken by NOTIFY, polling every second as a fallback)
  * until interrupted; positions are dense and committed in order (see sql/streams), so reading after the
@@ -102,7 +55,7 @@ async function listen(ctx: Context, db: Database, stream: string) {
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const db = ctx.db();
   // LISTEN before the first read: an event published in between still wakes us.
-  const listener = opts.follow ? await listen(ctx, db, opts.stream) : undefined;
+  const listener = opts.follow ? await listenForStream(ctx, db, opts.stream) : undefined;
   try {
     let after = await startAfter(db, opts);
     while (!ctx.signal.aborted) {
