@@ -154,6 +154,16 @@ if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
   done_step "tag debian:bookworm"
 fi
 
+# --- 5. the agent image -----------------------------------------------------------------------------
+# mp/agent (images/agent/build.sh) is this checkout's sources on Node.js: it needs node_modules, and
+# the script itself skips the build when its inputs (sources, lock file, Node.js) are unchanged.
+if [[ -d node_modules ]]; then
+  images/agent/build.sh >&2
+  done_step "image mp/agent"
+else
+  log "skipping image mp/agent: no node_modules yet (run npm ci, then this script again)"
+fi
+
 log "$(printf 'ready in %.1fs' "$(($(now_ms) - T0))e-3")"
 cat <<EOF
 export MP_REQUIRE_DOCKER=1
