@@ -2,7 +2,7 @@
  * Running `mp` in tests: commands in-process through `run(ctx, opts)` with captured output, and the real
  * binary (`node bin/mp.mjs`) for exit codes and stderr.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createContext, type Clock, type OwnedContext } from '../../cli/context.ts';
@@ -62,4 +62,37 @@ export async function mp(args: string[], databaseUrl?: string): Promise<BinaryRe
 /** Lines of `text` (without the trailing empty one). */
 export function lines(text: string): string[] {
   return text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1);
+}
+
+/** A running `mp` process: its output so far, and its exit. */
+export interface RunningMp {
+  child: ChildProcess;
+  out(): string;
+  err(): string;
+  /** Exit code (or the signal's name when killed by one). */
+  exited: Promise<number | string>;
+}
+
+/**
+ * Starts `node bin/mp.mjs ...args` without waiting for it (`mp agent`, `mp dev`, a tail to interrupt).
+ * `env` replaces DATABASE_URL handling: pass it explicitly (undefined values are removed).
+ */
+export function spawnMp(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): RunningMp {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.DATABASE_URL;
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'mp.mjs'), ...args], {
+    env,
+    cwd: opts.cwd ?? ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return { child, out: () => out, err: () => err, exited };
 }
