@@ -93,7 +93,7 @@ abstract class MiniPaasBase implements Contender {
 
 class MiniPaasSql extends MiniPaasBase {
   readonly name = 'minipaas-sql';
-  readonly settings = `raw SQL: ${LOOPS} loops, claim batch ${BATCH}, LISTEN wake-ups`;
+  readonly settings = `raw SQL: ${LOOPS} loops, claim batch ${BATCH}, LISTEN wake-ups announced with mp.wait_for_jobs`;
 
   startWorkers(handler: (job: JobPayload) => void): Promise<Workers> {
     return startSqlLoops(
@@ -113,6 +113,13 @@ class MiniPaasSql extends MiniPaasBase {
         },
         ack: async (client, ids) => {
           await client.query({ name: 'mp_ack', text: ACK, values: [ids] });
+        },
+        // Enqueues NOTIFY only while some worker waits (NOTIFY serialises commits; sql/queues/0002).
+        announceWait: async (client, worker) => {
+          await client.query({ name: 'mp_wait', text: `select mp.wait_for_jobs($1, $2)`, values: [QUEUE, worker] });
+        },
+        doneWaiting: async (client, worker) => {
+          await client.query({ name: 'mp_done_waiting', text: `select mp.done_waiting($1, $2)`, values: [QUEUE, worker] });
         },
       },
       handler,

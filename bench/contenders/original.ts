@@ -76,7 +76,8 @@ class MinipaasFunctionsContender implements Contender {
         url: this.url,
         loops: LOOPS,
         batch: BATCH,
-        channel: this.name === 'original' ? QUEUE : `mp_queue_${QUEUE}`,
+        // An app written for the original toolkit LISTENs on the queue's name; it does so on compat too.
+        channel: QUEUE,
         idleWaitMs: 1000,
         claim: async (client, batch) => {
           const { rows } = await client.query<{ id: string; payload: JobPayload }>({

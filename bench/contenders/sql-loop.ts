@@ -22,6 +22,15 @@ export interface SqlLoopOptions {
   channel?: string;
   /** Longest sleep after a short claim (the safety net when a wake-up is missed). */
   idleWaitMs: number;
+  /**
+   * For queues that only NOTIFY while a worker says it waits (MiniPaaS: `mp.wait_for_jobs`): called
+   * before the first sleep, after which the loop claims once more before sleeping (a job enqueued just
+   * before the announcement is seen by that claim); renewed every `renewWaitMs` while idle.
+   */
+  announceWait?(client: pg.Client, worker: string): Promise<void>;
+  /** Withdraws the announcement once claims come back full again, so enqueues stop notifying. */
+  doneWaiting?(client: pg.Client, worker: string): Promise<void>;
+  renewWaitMs?: number;
 }
 
 /** Starts the loops; `stop` lets each finish its current batch, then closes every connection. */
@@ -55,12 +64,25 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
   );
 
   const loop = async (client: pg.Client, worker: string): Promise<void> => {
+    let announcedAt = Number.NEGATIVE_INFINITY;
     while (!stopped) {
       const seen = generation;
       const { ids, payloads } = await opts.claim(client, opts.batch, worker);
       for (const p of payloads) handler(p);
       if (ids.length > 0) await opts.ack(client, ids);
-      if (ids.length < opts.batch && seen === generation && !stopped) {
+      if (ids.length === opts.batch) {
+        if (opts.doneWaiting && announcedAt > Number.NEGATIVE_INFINITY) {
+          await opts.doneWaiting(client, worker);
+          announcedAt = Number.NEGATIVE_INFINITY;
+        }
+        continue;
+      }
+      if (opts.announceWait && performance.now() - announcedAt > (opts.renewWaitMs ?? 20_000)) {
+        await opts.announceWait(client, worker);
+        announcedAt = performance.now();
+        continue; // claim once more before sleeping
+      }
+      if (seen === generation && !stopped) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, opts.idleWaitMs);
           sleepers.push(() => {
@@ -79,6 +101,7 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
       wakeAll();
       try {
         await Promise.all(running);
+        if (opts.doneWaiting) await Promise.all(clients.map((c, i) => opts.doneWaiting!(c, `bench-${i}`)));
       } finally {
         await Promise.all([...clients, ...(listener ? [listener] : [])].map((c) => c.end()));
       }
