@@ -16,10 +16,10 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { ConflictError, MiniPaasError } from '../sql/errors.ts';
 
@@ -94,6 +94,25 @@ async function serverUser(): Promise<{ uid?: number; gid?: number }> {
   return { uid: await id('-u'), gid: await id('-g') };
 }
 
+/**
+ * As root the server runs as the `postgres` OS user, which must be able to reach the data folder: every
+ * folder above it must be searchable by others (`/root` is not, by default). Says so before initdb does,
+ * in words.
+ */
+async function assertReachable(root: string): Promise<void> {
+  if (!isRoot()) return;
+  for (let dir = dirname(root); ; dir = dirname(dir)) {
+    if (((await stat(dir)).mode & 0o001) === 0) {
+      throw new ConflictError(
+        'DEV_DATA_UNREACHABLE',
+        `the postgres OS user cannot reach ${root}: ${dir} is not searchable by others`,
+        `pass --data-dir under a folder it can reach (e.g. /var/tmp/mp-dev), or \`chmod o+x ${dir}\``,
+      );
+    }
+    if (dirname(dir) === dir) return;
+  }
+}
+
 /** Fails with a clear message when something already listens on `port`. */
 async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((ok, fail) => {
@@ -145,6 +164,7 @@ export async function startDevPostgres(opts: { dataDir: string; port: number }):
   const pgdata = join(root, 'pg');
   const logFile = join(pgdata, 'mp-dev.log');
   await mkdir(root, { recursive: true });
+  await assertReachable(root);
   // The server runs as the unprivileged `postgres` user when we are root; it must be able to enter.
   await chmod(root, 0o755);
 
