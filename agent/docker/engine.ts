@@ -362,6 +362,12 @@ export class DockerEngine {
     return text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);
   }
 
+  /** A local image by name or id: its id and labels; `NotFoundError` when this engine does not have it. */
+  async inspectImage(name: string): Promise<{ id: string; labels: Record<string, string> }> {
+    const raw = await this.call(`image '${name}'`, () => this.api.getImage(name).inspect());
+    return { id: raw.Id, labels: labelsOf(raw.Config?.Labels) };
+  }
+
   /** Networks, optionally filtered. */
   async listNetworks(filter?: ListFilter): Promise<SwarmObject[]> {
     const raw = (await this.call('the network list', () => this.api.listNetworks(filters(filter)))) as RawObject[];
