@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { z } from 'zod';
 import * as agent from './commands/agent.ts';
+import * as agentInstall from './commands/agent/install.ts';
 import * as dbRoles from './commands/db/roles.ts';
 import * as dev from './commands/dev.ts';
 import * as envCreate from './commands/env/create.ts';
@@ -192,12 +193,18 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   const db = program.command('db').description('database administration');
   leaf(db, 'roles', 'create the roles mp_cli, mp_agent and mp_app (or refresh their grants) and list them', dbRoles);
 
-  leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', agent, {
+  const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', agent, {
     stopOn: ['SIGINT', 'SIGTERM'],
   })
     .option('--name <node>', 'node name (default: the host name)')
     .option('--provisioner', 'also claim provisioning operations (hosts reached over SSH)')
     .option('--concurrency <n>', 'operations run at once', '4');
+  leaf(agentCmd, 'install', 'run the agent on every node of the swarm as a global service from the local image', agentInstall)
+    .option('--image <image>', 'the locally built agent image')
+    .option('--database-url-for-agents <url>', 'the URL agents connect with, when it differs from the one used here')
+    .option('--network <network>', 'network of the agent service', 'host')
+    .option('--service-name <name>', 'name of the global service')
+    .option('--dry-run', 'print what it would create or update, without doing it');
 
   leaf(program, 'dev', 'run MiniPaaS locally: embedded PostgreSQL (or DATABASE_URL), migrations, an agent on local Docker', dev, {
     stopOn: ['SIGINT', 'SIGTERM'],
