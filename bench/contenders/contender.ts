@@ -6,6 +6,7 @@
  * then the workload, then `close`. Nothing carries over between measurements (no warm caches, no
  * bloat from an earlier workload).
  */
+import pg from 'pg';
 
 /** One job's payload in every workload: its index for the exactly-once check, and, in latency runs,
  *  the moment (`now()`) its enqueue call started. */
@@ -57,6 +58,18 @@ export interface Contender extends Subject {
 }
 
 export type ContenderFactory = Factory<Contender>;
+
+/**
+ * A pool for a contender. Idle clients can be cut by the server (the measurement's database is
+ * dropped with force afterwards); without an error listener that would crash the whole run.
+ */
+export function benchPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', (err) => {
+    if ((err as { code?: string }).code !== '57P01') console.error('bench pool:', err.message);
+  });
+  return pool;
+}
 
 /** Splits `items` into consecutive chunks of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {

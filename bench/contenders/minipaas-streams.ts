@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
-import { chunks, deal, type Factory, type JobPayload, type Subject, type Workers } from './contender.ts';
+import { benchPool, chunks, deal, type Factory, type JobPayload, type Subject, type Workers } from './contender.ts';
 
 const STREAM = 'bench';
 const GROUP = 'bench_group';
@@ -94,7 +94,7 @@ class MiniPaasStreams implements StreamSubject {
   async setup(url: string): Promise<void> {
     this.url = url;
     await migrate({ connectionString: url });
-    this.pool = new pg.Pool({ connectionString: url, max: 6 });
+    this.pool = benchPool(url, 6);
     await this.pool.query(`select mp.stream_create($1)`, [STREAM]);
   }
 

@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
 import { Queue } from '../../sql/queues/queue.ts';
-import { chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
+import { benchPool, chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
 import { startSqlLoops, type Claimed } from './sql-loop.ts';
 
 const QUEUE = 'bench';
@@ -32,7 +32,7 @@ abstract class MiniPaasBase implements Contender {
   async setup(url: string): Promise<void> {
     this.url = url;
     await migrate({ connectionString: url });
-    this.pool = new pg.Pool({ connectionString: url, max: 6 });
+    this.pool = benchPool(url, 6);
     await this.pool.query(`select mp.queue_create($1)`, [QUEUE]);
   }
 
@@ -160,7 +160,7 @@ class MiniPaasClient extends MiniPaasBase {
 
   async startWorkers(handler: (job: JobPayload) => void): Promise<Workers> {
     // Workers get their own pool, as a worker process would; enqueue traffic keeps this.pool.
-    const pool = new pg.Pool({ connectionString: this.url, max: 4 * CLIENT_WORKERS });
+    const pool = benchPool(this.url, 4 * CLIENT_WORKERS);
     const queue = new Queue<JobPayload>({ pool, name: QUEUE });
     const workers = Array.from({ length: CLIENT_WORKERS }, () =>
       queue.work(async (job) => handler(job.payload), {

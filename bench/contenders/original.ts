@@ -8,7 +8,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
-import { chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
+import { benchPool, chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
 import { startSqlLoops } from './sql-loop.ts';
 
 const QUEUE = 'bench';
@@ -43,7 +43,7 @@ class MinipaasFunctionsContender implements Contender {
       await c.connect();
       await c.query(await readFile(new URL('./original-baseline.sql', import.meta.url), 'utf8')).finally(() => c.end());
     }
-    this.pool = new pg.Pool({ connectionString: url, max: 6 });
+    this.pool = benchPool(url, 6);
     await this.pool.query(`select minipaas_queue_create($1)`, [QUEUE]);
   }
 

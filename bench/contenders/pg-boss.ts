@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
-import { chunks, deal, type Contender, type ContenderFactory, type JobPayload } from './contender.ts';
+import { benchPool, chunks, deal, type Contender, type ContenderFactory, type JobPayload } from './contender.ts';
 
 const QUEUE = 'bench';
 const BATCH_SIZE = 1000;
@@ -18,7 +18,7 @@ class PgBossContender implements Contender {
   private pool?: pg.Pool;
 
   async setup(url: string): Promise<void> {
-    this.pool = new pg.Pool({ connectionString: url, max: 2 });
+    this.pool = benchPool(url, 2);
     this.boss = new PgBoss({
       connectionString: url,
       max: 10,
