@@ -34,12 +34,18 @@ begin
   end if;
 end $$;
 
+-- Notifies on the channel named after the queue with the new id, as the original did, so apps that
+-- LISTEN there keep waking (mp.enqueue itself only wakes waiting mp workers).
 create function public.minipaas_queue_enqueue(p_queue_name text, p_payload jsonb)
 returns table (id int, payload jsonb, status varchar, created_at timestamptz)
 language plpgsql as $$
+declare
+  v_id int;
 begin
   perform public._minipaas_check_name('queue', p_queue_name);
-  return query select mp.enqueue(p_queue_name, p_payload)::int, p_payload, 'pending'::varchar, mp._now();
+  v_id := mp.enqueue(p_queue_name, p_payload)::int;
+  perform pg_notify(p_queue_name, v_id::text);
+  return query select v_id, p_payload, 'pending'::varchar, mp._now();
 end $$;
 
 -- Claims up to p_batch_size pending jobs, oldest first; their status becomes 'processing'.

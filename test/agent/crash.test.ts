@@ -118,7 +118,7 @@ describeSwarm('agents as processes, killed with SIGKILL', () => {
     await kill(a);
     // The lease A held when it died: nobody may take the operation over before it.
     const { rows } = await db.pool.query<{ lease_until: Date; locked_by: string }>(
-      `select j.run_at as lease_until, j.locked_by from mp.jobs j join mp.operations o on o.job_id = j.id where o.id = $1`,
+      `select j.lease_until, j.locked_by from mp.jobs j join mp.operations o on o.job_id = j.id where o.id = $1`,
       [id],
     );
     expect(rows[0]).toMatchObject({ locked_by: 'crash-a' });

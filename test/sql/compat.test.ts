@@ -45,6 +45,17 @@ describe('original MiniPaaS queue functions', () => {
     expect(await rows(`select count(*)::int n from mp.jobs where queue = 'jobs'`)).toEqual([{ n: 0 }]);
   });
 
+  it('enqueue notifies on the channel named after the queue with the new id', async () => {
+    await c.query(`select minipaas_queue_create('wake_me')`);
+    const listener = await db.connect();
+    const heard: Array<string | undefined> = [];
+    listener.on('notification', (n) => n.channel === 'wake_me' && heard.push(n.payload));
+    await listener.query('listen wake_me');
+    const [job] = await rows<{ id: number }>(`select * from minipaas_queue_enqueue('wake_me', '{}')`);
+    await listener.query('select 1');
+    expect(heard).toEqual([String(job!.id)]);
+  });
+
   it('ack only touches jobs of the named queue', async () => {
     await c.query(`select minipaas_queue_create('a_q')`);
     await c.query(`select minipaas_queue_create('b_q')`);
