@@ -116,7 +116,7 @@ begin
     for f in
       select p.oid::regprocedure::text from pg_proc p
       where p.pronamespace = 'mp'::regnamespace
-        and (p.proname in ('queue_create', 'enqueue', 'enqueue_batch', 'claim', 'ack', 'fail', 'extend_lease',
+        and (p.proname in ('queue_create', 'enqueue', 'enqueue_batch', 'claim', 'ack', 'ack_claim', 'fail', 'extend_lease',
                            'wait_for_jobs', 'done_waiting',
                            'release', 'retry_dead', 'purge', 'queue_stats', 'prune_finished',
                            'stream_create', 'stream_drop', 'stream_trim', 'publish', 'publish_batch', 'read',

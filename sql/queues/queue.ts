@@ -180,15 +180,15 @@ export class Queue<T = unknown> {
     return rows.map((r) => r.id);
   }
 
-  /** Claims up to `batch` jobs for `worker`. Most callers want `work` instead. */
-  async claim(worker: string, opts: { batch?: number; leaseSeconds?: number; targets?: string[] } = {}): Promise<Job<T>[]> {
-    const rows = await this.query<ClaimRow>(`select * from mp.claim($1, $2, $3, $4, $5)`, [
-      this.name,
-      worker,
-      opts.batch ?? 1,
-      opts.leaseSeconds ?? null,
-      opts.targets ?? null,
-    ]);
+  /**
+   * Claims up to `batch` jobs for `worker`; with `ack`, first acks those jobs in the same transaction
+   * (`mp.ack_claim`). Most callers want `work` instead.
+   */
+  async claim(worker: string, opts: { batch?: number; leaseSeconds?: number; targets?: string[]; ack?: string[] } = {}): Promise<Job<T>[]> {
+    const args = [this.name, worker, opts.batch ?? 1, opts.leaseSeconds ?? null, opts.targets ?? null];
+    const rows = opts.ack?.length
+      ? await this.query<ClaimRow>(`select * from mp.ack_claim($6::bigint[], $1, $2, $3, $4, $5)`, [...args, opts.ack])
+      : await this.query<ClaimRow>(`select * from mp.claim($1, $2, $3, $4, $5)`, args);
     return rows.map((r) => ({
       id: r.id,
       payload: r.payload as T,
@@ -270,7 +270,6 @@ export class Worker<T> {
   private readonly onError: (err: unknown) => void;
   private readonly inFlight = new Map<string, Promise<void>>();
   private pendingAcks: string[] = [];
-  private ackFlush: Promise<void> | null = null;
   private stopping = false;
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -374,10 +373,12 @@ export class Worker<T> {
       }
       const want = Math.min(this.batch, free);
       let jobs: Job<T>[] = [];
+      const acks = this.pendingAcks.splice(0);
       try {
-        jobs = await this.queue.claim(this.id, { batch: want, leaseSeconds: this.opts.leaseSeconds, targets: this.opts.targets });
+        jobs = await this.queue.claim(this.id, { batch: want, leaseSeconds: this.opts.leaseSeconds, targets: this.opts.targets, ack: acks });
       } catch (err) {
-        // The database is unreachable or refused: back off for a poll interval, never spin.
+        // The database is unreachable or refused: keep the acks for later, back off, never spin.
+        this.pendingAcks.unshift(...acks);
         this.onError(err);
         renew = await this.sleepUntilWoken();
         continue;
@@ -399,8 +400,8 @@ export class Worker<T> {
     const run = (async () => {
       try {
         await this.handler({ ...job, payload: this.validate(job.payload) });
+        // Acked with the next claim (one transaction for both), which this handler's signal() triggers.
         this.pendingAcks.push(job.id);
-        this.flushAcks();
       } catch (err) {
         if (err instanceof LeaseLostError) return;
         const message = err instanceof Error ? err.message : String(err);
@@ -413,17 +414,12 @@ export class Worker<T> {
     this.inFlight.set(job.id, run);
   }
 
-  /** Acks are batched: while one ack query runs, finished ids accumulate for the next. */
-  private flushAcks(): void {
-    if (this.ackFlush) return;
-    this.ackFlush = (async () => {
-      while (this.pendingAcks.length > 0) {
-        const ids = this.pendingAcks;
-        this.pendingAcks = [];
-        await this.queue.ack(ids).catch((err: unknown) => this.onError(err));
-      }
-      this.ackFlush = null;
-    })();
+  /** Acks what is pending without a claim (at stop); resolves when every pending ack was sent. */
+  private async flushAcks(): Promise<void> {
+    while (this.pendingAcks.length > 0) {
+      const ids = this.pendingAcks.splice(0);
+      await this.queue.ack(ids).catch((err: unknown) => this.onError(err));
+    }
   }
 
   private async extendLeases(): Promise<void> {
@@ -452,7 +448,7 @@ export class Worker<T> {
       await this.queue.release([...this.inFlight.keys()]).catch((err: unknown) => this.onError(err));
     }
     if (this.leaseTimer) clearInterval(this.leaseTimer);
-    while (this.ackFlush) await this.ackFlush;
+    await this.flushAcks();
     const listener = this.listener;
     this.listener = null;
     await listener?.end().catch(() => {});
