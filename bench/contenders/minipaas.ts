@@ -129,8 +129,8 @@ class MiniPaasSql extends MiniPaasBase {
 
 /** `Queue.work` settings: each worker runs one claim loop, so two workers keep claims overlapping. */
 const CLIENT_WORKERS = 2;
-const CLIENT_CONCURRENCY = 100;
-const CLIENT_BATCH = 100;
+const CLIENT_CONCURRENCY = 250;
+const CLIENT_BATCH = 250;
 
 class MiniPaasClient extends MiniPaasBase {
   readonly name = 'minipaas';
