@@ -5,8 +5,8 @@
  * @example
  *   const result = await runOperation(ctx, 'service.scale', { service: 'web', replicas: 3 });
  */
-import type { z } from 'zod';
-import { ConfigError, NotFoundError } from '../../sql/errors.ts';
+import { NotFoundError } from '../../sql/errors.ts';
+import { checkPayload } from '../../sql/payload.ts';
 import { dockerInfo } from './docker-info.ts';
 import { jobRun } from './job-run.ts';
 import { listNames, nearMiss } from './near-miss.ts';
@@ -38,22 +38,9 @@ export function getExecutor(kind: string): AnyExecutor {
   );
 }
 
-/** zod issues as `path: problem` lines (joined with `; ` to keep the message one line). */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => `${i.path.length ? i.path.join('.') : '(payload)'}: ${i.message}`)
-    .join('; ');
-}
-
 /** Validates `raw` against the executor's schema; `ConfigError` (MP008, as SQL's) naming each problem. */
 export function parsePayload(executor: AnyExecutor, raw: unknown): unknown {
-  const parsed = executor.payloadSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  throw new ConfigError(
-    'MP008',
-    `invalid payload for ${executor.kind}: ${formatIssues(parsed.error)}`,
-    `example of a valid payload: ${JSON.stringify(executor.example)}`,
-  );
+  return checkPayload(executor.payloadSchema, raw, executor.kind, `example of a valid payload: ${JSON.stringify(executor.example)}`);
 }
 
 /** What a dry run needs: an operation that is not submitted yet has no id. */

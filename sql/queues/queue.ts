@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import type { ZodType } from 'zod';
 import { ConfigError, mapDatabaseErrors } from '../errors.ts';
+import { checkPayload } from '../payload.ts';
 
 /** Options of `mp.queue_create`. */
 export interface QueueOptions {
@@ -141,14 +142,8 @@ export class Queue<T = unknown> {
     return await mapDatabaseErrors(async () => (await this.pool.query<R>(text, values)).rows);
   }
 
-  private checked(payload: T): T {
-    if (!this.schema) return payload;
-    const result = this.schema.safeParse(payload);
-    if (!result.success) {
-      const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      throw new ConfigError('MP008', `payload for queue "${this.name}" is invalid: ${problems}`, 'fix the payload to match the queue schema');
-    }
-    return result.data;
+  private checked(payload: unknown): T {
+    return checkPayload(this.schema, payload, `queue "${this.name}"`, 'fix the payload to match the queue schema');
   }
 
   /** Creates the queue, or updates the given options of an existing one. */

@@ -20,6 +20,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import type { ZodType } from 'zod';
 import { ConfigError, ConflictError, mapDatabaseErrors } from '../errors.ts';
+import { checkPayload } from '../payload.ts';
 
 /** Options of `mp.stream_create`; leave one out to not limit by it. */
 export interface StreamOptions {
@@ -111,13 +112,7 @@ export class Stream<T = unknown> {
 
   /** Validates against the schema (if any); MP008 lists each problem as `path: problem`. */
   checked(payload: unknown): T {
-    if (!this.schema) return payload as T;
-    const result = this.schema.safeParse(payload);
-    if (!result.success) {
-      const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      throw new ConfigError('MP008', `payload for stream "${this.name}" is invalid: ${problems}`, 'fix the payload to match the stream schema');
-    }
-    return result.data;
+    return checkPayload(this.schema, payload, `stream "${this.name}"`, 'fix the payload to match the stream schema');
   }
 
   private toEvent(r: EventRow): StreamEvent<T> {

@@ -107,7 +107,7 @@ describe('Queue client', () => {
     await q.create();
     const err = await q.enqueue({ to: 'not-an-email' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as Error).message).toMatch(/payload for queue "typed" is invalid: to:/);
+    expect((err as Error).message).toMatch(/invalid payload for queue "typed": to:/);
     expect((await q.stats()).waiting).toBe(0);
   });
 

@@ -55,7 +55,7 @@ describe('Stream client', () => {
     await orders.create();
     const bad = await orders.publish({ id: 'x' } as unknown as Order).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(ConfigError);
-    expect((bad as ConfigError).message).toMatch(/payload for stream "checked" is invalid: id:/);
+    expect((bad as ConfigError).message).toMatch(/invalid payload for stream "checked": id:/);
     expect((await orders.stats()).events).toBe(0);
     const missing = await new Stream({ pool: db.pool, name: 'checkd' }).publish({}).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(NotFoundError);
