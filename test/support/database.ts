@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { withDatabase } from '../../dev/temporary-postgres.ts';
 import { migrate } from '../../sql/migrate.ts';
 
 export interface TestDatabase {
@@ -20,12 +21,6 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** URL of the same server as `base`, on database `name`. */
-export function withDatabase(base: string, name: string): string {
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 /** Creates an empty database (no migrations) and returns its URL. */
 export async function createEmptyDatabase(prefix = 't'): Promise<{ url: string; name: string; drop(): Promise<void> }> {
