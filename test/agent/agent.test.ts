@@ -3,9 +3,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import pg from 'pg';
 import { startAgent, type RunningAgent } from '../../agent/agent.ts';
 import { connectDocker } from '../../agent/docker/engine.ts';
-import { controlDb, getOperation, operationEvents, submitOperation } from '../../sql/control/database.ts';
+import { jobServiceName } from '../../agent/executors/job-run.ts';
+import { cancelOperation, controlDb, getOperation, operationEvents, submitOperation } from '../../sql/control/database.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
-import { describeSwarm } from '../support/docker.ts';
+import { describeSwarm, LAB_BUSYBOX_IMAGE } from '../support/docker.ts';
 import { waitFor } from '../support/wait.ts';
 
 describeSwarm('node agent', () => {
@@ -92,5 +93,28 @@ describeSwarm('node agent', () => {
     }
     const nodes = new Set(ops.map((o) => o.node));
     expect(nodes.size).toBeGreaterThanOrEqual(1);
+  });
+
+  it('cancels a running operation at its next safe point: the job stops and the operation ends cancelled', async () => {
+    await agent('agent-c');
+    const kdb = controlDb(db.pool);
+    // Ids restart at 1 in every test database: move this one's away from other files' job names.
+    await db.pool.query(`select setval(pg_get_serial_sequence('mp.operations', 'id'), 900000 + floor(random() * 90000)::int)`);
+    const id = await submitOperation(kdb, {
+      kind: 'job.run',
+      environment: 'prod',
+      payload: { image: LAB_BUSYBOX_IMAGE, command: ['sleep', '60'] },
+    });
+    await waitFor('the job to run', async () => (await operationEvents(kdb, id)).some((e) => e.step === 'running'), { timeoutMs: 30_000 });
+    expect(await cancelOperation(kdb, id)).toBe('running');
+    const op = await finished(id);
+    expect(op.status).toBe('cancelled');
+    const steps = (await operationEvents(kdb, id)).map((e) => e.step);
+    expect(steps).toContain('cancel_requested');
+    expect(steps.at(-1)).toBe('cancelled');
+    const docker = connectDocker();
+    await waitFor('the job service to be removed', async () =>
+      docker.inspectService(jobServiceName(id)).then(() => false, () => true),
+    );
   });
 });
