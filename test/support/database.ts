@@ -47,8 +47,10 @@ export async function freshDatabase(opts: { poolSize?: number } = {}): Promise<T
   const empty = await createEmptyDatabase();
   await migrate({ connectionString: empty.url });
   const pool = new pg.Pool({ connectionString: empty.url, max: opts.poolSize ?? 20 });
-  // drop() force-closes sessions; an idle pooled client hearing that must not fail the test file.
+  // drop() force-closes sessions, maybe while ended clients are still closing: a late "terminating
+  // connection" on an idle or closing pooled client must not fail the test file.
   pool.on('error', () => {});
+  pool.on('connect', (c) => c.on('error', () => {}));
   const clients: pg.Client[] = [];
   return {
     url: empty.url,

@@ -5,9 +5,6 @@ import { freshDatabase, type TestDatabase } from '../../support/database.ts';
 let db: TestDatabase;
 beforeAll(async () => {
   db = await freshDatabase();
-  // test/support's drop() force-drops the database while ended pool clients may still be closing; a
-  // late "terminating connection" on them must not surface as an unhandled error.
-  db.pool.on('connect', (c) => c.on('error', () => {}));
 });
 afterAll(async () => {
   await db.drop();

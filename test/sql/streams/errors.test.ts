@@ -8,9 +8,6 @@ import { freshDatabase, type TestDatabase } from '../../support/database.ts';
 let db: TestDatabase;
 beforeAll(async () => {
   db = await freshDatabase();
-  // test/support's drop() force-drops the database while ended pool clients may still be closing; a
-  // late "terminating connection" on them must not surface as an unhandled error.
-  db.pool.on('connect', (c) => c.on('error', () => {}));
   await db.pool.query(`select mp.stream_create('orders')`);
   await db.pool.query(`select mp.publish('orders', '{"n": 1}')`);
   await db.pool.query(`select mp.group_create('orders', 'billing')`);

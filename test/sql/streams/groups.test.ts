@@ -11,9 +11,6 @@ import { waitFor } from '../../support/wait.ts';
 let db: TestDatabase;
 beforeAll(async () => {
   db = await freshDatabase();
-  // test/support's drop() force-drops the database while ended pool clients may still be closing; a
-  // late "terminating connection" on them must not surface as an unhandled error.
-  db.pool.on('connect', (c) => c.on('error', () => {}));
 });
 afterAll(async () => {
   await db.drop();
