@@ -94,7 +94,7 @@ export function chartSpec(rows: ResultRow[], title: string): TopLevelSpec {
             color: { field: 'percentile', type: 'nominal', scale: { scheme: 'blues' } },
           },
         },
-        resolve: { scale: { x: 'independent', y: 'independent' } },
+        resolve: { scale: { x: 'independent', xOffset: 'independent', y: 'independent' } },
       },
     ],
   } as TopLevelSpec;
