@@ -225,48 +225,64 @@ begin
     retention_seconds = coalesce(retention, q.retention_seconds);
 end $$;
 
+-- Enqueue options, parsed once for mp.enqueue and mp.enqueue_batch.
+create type mp._enqueue_options as (
+  run_at timestamptz,
+  priority int,
+  max_attempts int,
+  dedupe_key text,
+  serial_key text,
+  target text
+);
+
+-- Validates and reads enqueue options (`allowed` names the keys this caller takes), filling defaults
+-- from queue `q`; for a serial key, takes the lock that hands out ids of one key in commit order.
+create function mp._enqueue_settings(q mp.queues, options jsonb, allowed text[], ctx text) returns mp._enqueue_options
+language plpgsql as $$
+declare
+  o jsonb := coalesce(options, '{}');
+  r mp._enqueue_options;
+begin
+  if o <> '{}' then
+    perform mp._check_options(o, allowed, ctx);
+    r.priority := mp._int_option(o, 'priority', -2147483647, ctx);
+    r.max_attempts := mp._int_option(o, 'max_attempts', 1, ctx);
+    r.dedupe_key := mp._text_option(o, 'dedupe_key', ctx);
+    r.serial_key := mp._text_option(o, 'serial_key', ctx);
+    r.target := mp._text_option(o, 'target', ctx);
+  end if;
+  r.priority := coalesce(r.priority, 0);
+  r.max_attempts := coalesce(r.max_attempts, q.max_attempts);
+  r.run_at := mp._run_at_option(o, ctx);
+  if r.serial_key is not null then
+    -- Held to commit: ids of one serial key are handed out in commit order (see header).
+    perform pg_advisory_xact_lock(hashtextextended('mp.serial:' || q.name || ':' || r.serial_key, 0));
+  end if;
+  return r;
+end $$;
+
 -- Adds one job and returns its id. Options: run_at | delay_seconds, priority (higher first),
 -- max_attempts, dedupe_key, serial_key, target. See the file header for dedupe and serial semantics.
 create function mp.enqueue(queue text, payload jsonb, options jsonb default '{}') returns bigint
 language plpgsql as $$
 #variable_conflict use_column
 declare
-  ctx constant text := 'mp.enqueue';
-  o jsonb := coalesce(options, '{}');
   q mp.queues := mp._queue(queue);
-  v_run_at timestamptz;
-  v_priority int;
-  v_max_attempts int;
-  v_dedupe text;
-  v_serial text;
-  v_target text;
+  s mp._enqueue_options;
   new_id bigint;
 begin
   if payload is null then
     raise exception 'mp.enqueue payload is null' using errcode = 'MP008', hint = 'pass a JSON value, e.g. ''{}''';
   end if;
-  if o <> '{}' then
-    perform mp._check_options(o,
-      array['run_at', 'delay_seconds', 'priority', 'max_attempts', 'dedupe_key', 'serial_key', 'target'], ctx);
-    v_priority := mp._int_option(o, 'priority', -2147483647, ctx);
-    v_max_attempts := mp._int_option(o, 'max_attempts', 1, ctx);
-    v_dedupe := mp._text_option(o, 'dedupe_key', ctx);
-    v_serial := mp._text_option(o, 'serial_key', ctx);
-    v_target := mp._text_option(o, 'target', ctx);
-  end if;
-  v_run_at := mp._run_at_option(o, ctx);
-  if v_serial is not null then
-    -- Held to commit: ids of one serial key are handed out in commit order (see header).
-    perform pg_advisory_xact_lock(hashtextextended('mp.serial:' || queue || ':' || v_serial, 0));
-  end if;
+  s := mp._enqueue_settings(q, options,
+    array['run_at', 'delay_seconds', 'priority', 'max_attempts', 'dedupe_key', 'serial_key', 'target'], 'mp.enqueue');
   loop
     insert into mp.jobs (queue, payload, priority, run_at, max_attempts, dedupe_key, serial_key, target, enqueued_at)
-    values (queue, payload, coalesce(v_priority, 0), v_run_at, coalesce(v_max_attempts, q.max_attempts),
-            v_dedupe, v_serial, v_target, mp._now())
+    values (queue, payload, s.priority, s.run_at, s.max_attempts, s.dedupe_key, s.serial_key, s.target, mp._now())
     on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
     returning id into new_id;
     exit when new_id is not null;
-    select j.id into new_id from mp.jobs j where j.queue = enqueue.queue and j.dedupe_key = v_dedupe;
+    select j.id into new_id from mp.jobs j where j.queue = enqueue.queue and j.dedupe_key = s.dedupe_key;
     -- The holder of the key finished between our insert and select: insert again.
     exit when new_id is not null;
   end loop;
@@ -280,33 +296,18 @@ create function mp.enqueue_batch(queue text, payloads jsonb, options jsonb defau
 language plpgsql as $$
 #variable_conflict use_column
 declare
-  ctx constant text := 'mp.enqueue_batch';
-  o jsonb := coalesce(options, '{}');
   q mp.queues := mp._queue(queue);
-  v_run_at timestamptz;
-  v_priority int;
-  v_max_attempts int;
-  v_serial text;
-  v_target text;
+  s mp._enqueue_options;
 begin
   if payloads is null or jsonb_typeof(payloads) <> 'array' then
     raise exception 'mp.enqueue_batch payloads must be a JSON array, got %', coalesce(jsonb_typeof(payloads), 'null')
       using errcode = 'MP008', hint = 'pass ''[{"a":1},{"a":2}]''';
   end if;
-  if o <> '{}' then
-    perform mp._check_options(o, array['run_at', 'delay_seconds', 'priority', 'max_attempts', 'serial_key', 'target'], ctx);
-    v_priority := mp._int_option(o, 'priority', -2147483647, ctx);
-    v_max_attempts := mp._int_option(o, 'max_attempts', 1, ctx);
-    v_serial := mp._text_option(o, 'serial_key', ctx);
-    v_target := mp._text_option(o, 'target', ctx);
-  end if;
-  v_run_at := mp._run_at_option(o, ctx);
-  if v_serial is not null then
-    perform pg_advisory_xact_lock(hashtextextended('mp.serial:' || queue || ':' || v_serial, 0));
-  end if;
+  s := mp._enqueue_settings(q, options,
+    array['run_at', 'delay_seconds', 'priority', 'max_attempts', 'serial_key', 'target'], 'mp.enqueue_batch');
   return query
     insert into mp.jobs (queue, payload, priority, run_at, max_attempts, serial_key, target, enqueued_at)
-    select queue, p.value, coalesce(v_priority, 0), v_run_at, coalesce(v_max_attempts, q.max_attempts), v_serial, v_target, mp._now()
+    select queue, p.value, s.priority, s.run_at, s.max_attempts, s.serial_key, s.target, mp._now()
     from jsonb_array_elements(payloads) with ordinality as p(value, n)
     order by p.n
     returning id;
