@@ -91,6 +91,31 @@ begin
     using errcode = 'MP009', hint = 'list operations with `mp ops ls`';
 end $$;
 
+-- The operation `op_id`, locked for the caller's transaction; MP009 when there is none.
+create function mp._lock_operation(op_id bigint) returns mp.operations
+language plpgsql as $$
+declare
+  o mp.operations;
+begin
+  select * into o from mp.operations where id = op_id for update;
+  if not found then
+    perform mp._unknown_operation(op_id);
+  end if;
+  return o;
+end $$;
+
+-- Puts operation `op_id` on queue mp_ops (target 'any' is an untargeted job) and records the job id.
+create function mp._enqueue_operation(op_id bigint, serial_key text, target text, delay_seconds int default null)
+returns void
+language plpgsql as $$
+begin
+  update mp.operations set job_id = mp.enqueue('mp_ops', jsonb_build_object('op', op_id), jsonb_strip_nulls(jsonb_build_object(
+    'serial_key', _enqueue_operation.serial_key,
+    'target', case when _enqueue_operation.target = 'any' then null else _enqueue_operation.target end,
+    'delay_seconds', _enqueue_operation.delay_seconds)))
+  where id = op_id;
+end $$;
+
 -- Appends an event about one operation to mp_events. `level` is info, warn or error.
 create function mp.op_event(op_id bigint, step text, message text, level text default 'info', data jsonb default null)
 returns bigint
@@ -135,7 +160,6 @@ declare
   v_parent bigint;
   v_delay int;
   op_id bigint;
-  v_job bigint;
   known text;
 begin
   perform mp._check_options(o, array['target', 'idempotency_key', 'serial_key', 'parent_id', 'delay_seconds'], ctx);
@@ -177,11 +201,7 @@ begin
   insert into mp.operations (kind, environment, target, payload, idempotency_key, serial_key, parent_id)
   values (kind, environment, v_target, payload, v_idem, v_serial, v_parent)
   returning id into op_id;
-  v_job := mp.enqueue('mp_ops', jsonb_build_object('op', op_id), jsonb_strip_nulls(jsonb_build_object(
-    'serial_key', v_serial,
-    'target', case when v_target = 'any' then null else v_target end,
-    'delay_seconds', v_delay)));
-  update mp.operations set job_id = v_job where id = op_id;
+  perform mp._enqueue_operation(op_id, v_serial, v_target, v_delay);
   perform mp.op_event(op_id, 'queued', format('%s queued for %s', kind, v_target),
                       'info', jsonb_build_object('environment', environment));
   return op_id;
@@ -195,10 +215,7 @@ declare
   o mp.operations;
   prev text;
 begin
-  select * into o from mp.operations where id = op_id for update;
-  if not found then
-    perform mp._unknown_operation(op_id);
-  end if;
+  o := mp._lock_operation(op_id);
   if o.status in ('succeeded', 'failed', 'cancelled') then
     return o;
   end if;
@@ -249,10 +266,7 @@ language plpgsql as $$
 declare
   o mp.operations;
 begin
-  select * into o from mp.operations where id = op_id for update;
-  if not found then
-    perform mp._unknown_operation(op_id);
-  end if;
+  o := mp._lock_operation(op_id);
   if o.status in ('succeeded', 'failed', 'cancelled') then
     raise exception 'operation % already %', op_id, o.status
       using errcode = 'MP010', hint = 'only queued or running operations can be cancelled; `mp ops retry` runs a finished one again';
@@ -273,21 +287,16 @@ create function mp.retry_operation(op_id bigint) returns bigint
 language plpgsql as $$
 declare
   o mp.operations;
-  v_job bigint;
 begin
-  select * into o from mp.operations where id = op_id for update;
-  if not found then
-    perform mp._unknown_operation(op_id);
-  end if;
+  o := mp._lock_operation(op_id);
   if o.status not in ('failed', 'cancelled') then
     raise exception 'operation % is %, only failed or cancelled operations can be retried', op_id, o.status
       using errcode = 'MP010', hint = 'wait for it to end, or cancel it first';
   end if;
-  v_job := mp.enqueue('mp_ops', jsonb_build_object('op', op_id), jsonb_strip_nulls(jsonb_build_object(
-    'serial_key', o.serial_key, 'target', case when o.target = 'any' then null else o.target end)));
   update mp.operations set status = 'queued', cancel_requested = false, result = null, error = null,
-                           finished_at = null, job_id = v_job
+                           finished_at = null
   where id = op_id;
+  perform mp._enqueue_operation(op_id, o.serial_key, o.target);
   perform mp.op_event(op_id, 'queued', format('retried by %s', current_user));
   return op_id;
 end $$;

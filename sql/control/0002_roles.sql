@@ -12,27 +12,27 @@ alter table mp.streams add column owner text not null default current_user;
 update mp.queues set owner = 'mp_agent' where name = 'mp_ops';
 update mp.streams set owner = 'mp_agent' where name = 'mp_events';
 
+-- True when `who` is a member of role `owner` (false for a role that does not exist).
+create function mp._member_of(owner text, who name) returns boolean
+language sql stable as $$
+  select exists (select 1 from pg_roles r where r.rolname = owner and pg_has_role(who, r.oid, 'member'))
+$$;
+
 -- True when `who` is a member of the role that owns queue `q`. SECURITY DEFINER so that it reads
 -- mp.queues past RLS; `who` is the caller's current_user, passed in by the policy.
 create function mp._may_use_queue(q text, who name) returns boolean
 language sql stable security definer set search_path = mp, pg_catalog as $$
-  select exists (
-    select 1 from mp.queues
-    join pg_roles r on r.rolname = queues.owner
-    where queues.name = q and pg_has_role(who, r.oid, 'member'))
+  select exists (select 1 from mp.queues where queues.name = q and mp._member_of(queues.owner, who))
 $$;
 
 create function mp._may_use_stream(sid int, who name) returns boolean
 language sql stable security definer set search_path = mp, pg_catalog as $$
-  select exists (
-    select 1 from mp.streams
-    join pg_roles r on r.rolname = streams.owner
-    where streams.id = sid and pg_has_role(who, r.oid, 'member'))
+  select exists (select 1 from mp.streams where streams.id = sid and mp._member_of(streams.owner, who))
 $$;
 
 alter table mp.queues enable row level security;
 create policy queues_owner on mp.queues
-  using (exists (select 1 from pg_roles r where r.rolname = owner and pg_has_role(current_user, r.oid, 'member')))
+  using (mp._member_of(owner, current_user))
   with check (owner = current_user);
 alter table mp.jobs enable row level security;
 create policy jobs_owner on mp.jobs using (mp._may_use_queue(queue, current_user));
@@ -43,7 +43,7 @@ create policy finished_jobs_owner on mp.finished_jobs using (mp._may_use_queue(q
 
 alter table mp.streams enable row level security;
 create policy streams_owner on mp.streams
-  using (exists (select 1 from pg_roles r where r.rolname = owner and pg_has_role(current_user, r.oid, 'member')))
+  using (mp._member_of(owner, current_user))
   with check (owner = current_user);
 alter table mp.stream_events enable row level security;
 create policy stream_events_owner on mp.stream_events using (mp._may_use_stream(stream_id, current_user));
