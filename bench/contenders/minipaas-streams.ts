@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
 import { benchPool, chunks, deal, type Factory, type JobPayload, type Subject, type Workers } from './contender.ts';
+import { Wakeups } from './wakeups.ts';
 
 const STREAM = 'bench';
 const GROUP = 'bench_group';
@@ -35,17 +36,10 @@ async function startLoops(
   done: (client: pg.Client, lastPos: string) => Promise<void>,
 ): Promise<Workers> {
   let stopped = false;
-  let generation = 0;
-  let sleepers: Array<() => void> = [];
-  const wakeAll = (): void => {
-    generation++;
-    const s = sleepers;
-    sleepers = [];
-    s.forEach((w) => w());
-  };
+  const wakeups = new Wakeups();
   const listener = new pg.Client({ connectionString: url });
   await listener.connect();
-  listener.on('notification', wakeAll);
+  listener.on('notification', wakeups.wakeAll);
   await listener.query(`listen ${pg.escapeIdentifier(`mp_stream_${STREAM}`)}`);
   const clients = await Promise.all(
     Array.from({ length: count }, async () => {
@@ -56,26 +50,18 @@ async function startLoops(
   );
   const loop = async (client: pg.Client, member: string): Promise<void> => {
     while (!stopped) {
-      const seen = generation;
+      const seen = wakeups.seen;
       const { rows, full } = await fetch(client, member);
       for (const r of rows) handler(r.payload, Number(r.pos));
       if (rows.length > 0) await done(client, rows[rows.length - 1]!.pos);
-      if (!full && seen === generation && !stopped) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 1000);
-          sleepers.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
+      if (!full && !stopped) await wakeups.sleep(seen, 1000);
     }
   };
   const running = clients.map((c, i) => loop(c, `member-${i}`));
   return {
     stop: async () => {
       stopped = true;
-      wakeAll();
+      wakeups.wakeAll();
       try {
         await Promise.all(running);
       } finally {

@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import type { JobPayload, Workers } from './contender.ts';
+import { Wakeups } from './wakeups.ts';
 
 export interface Claimed {
   ids: string[];
@@ -36,22 +37,13 @@ export interface SqlLoopOptions {
 /** Starts the loops; `stop` lets each finish its current batch, then closes every connection. */
 export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayload) => void): Promise<Workers> {
   let stopped = false;
-  // Bumped by every NOTIFY; a loop that saw it change while it was claiming claims again at once
-  // instead of sleeping through a wake-up that arrived mid-claim.
-  let generation = 0;
-  let sleepers: Array<() => void> = [];
-  const wakeAll = (): void => {
-    generation++;
-    const s = sleepers;
-    sleepers = [];
-    s.forEach((wake) => wake());
-  };
+  const wakeups = new Wakeups();
 
   let listener: pg.Client | undefined;
   if (opts.channel) {
     listener = new pg.Client({ connectionString: opts.url });
     await listener.connect();
-    listener.on('notification', wakeAll);
+    listener.on('notification', wakeups.wakeAll);
     await listener.query(`listen ${pg.escapeIdentifier(opts.channel)}`);
   }
 
@@ -66,7 +58,7 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
   const loop = async (client: pg.Client, worker: string): Promise<void> => {
     let announcedAt = Number.NEGATIVE_INFINITY;
     while (!stopped) {
-      const seen = generation;
+      const seen = wakeups.seen;
       const { ids, payloads } = await opts.claim(client, opts.batch, worker);
       for (const p of payloads) handler(p);
       if (ids.length > 0) await opts.ack(client, ids);
@@ -82,15 +74,7 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
         announcedAt = performance.now();
         continue; // claim once more before sleeping
       }
-      if (seen === generation && !stopped) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, opts.idleWaitMs);
-          sleepers.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
+      if (!stopped) await wakeups.sleep(seen, opts.idleWaitMs);
     }
   };
   const running = clients.map((c, i) => loop(c, `bench-${i}`));
@@ -98,7 +82,7 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
   return {
     stop: async () => {
       stopped = true;
-      wakeAll();
+      wakeups.wakeAll();
       try {
         await Promise.all(running);
         if (opts.doneWaiting) await Promise.all(clients.map((c, i) => opts.doneWaiting!(c, `bench-${i}`)));
