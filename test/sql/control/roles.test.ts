@@ -3,12 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { ConflictError } from '../../../sql/errors.ts';
+import { compactJobs } from '../../../sql/queues/compact.ts';
 import { freshDatabase, type TestDatabase } from '../../support/database.ts';
 
 let db: TestDatabase;
 const suffix = randomBytes(3).toString('hex');
 const users = { cli: `cli_${suffix}`, agent: `agent_${suffix}`, appA: `app_a_${suffix}`, appB: `app_b_${suffix}` };
 const clients: pg.Client[] = [];
+const pools: pg.Pool[] = [];
 
 async function as(user: string): Promise<pg.Client> {
   const url = new URL(db.url);
@@ -18,6 +21,15 @@ async function as(user: string): Promise<pg.Client> {
   await c.connect();
   clients.push(c);
   return c;
+}
+/** A pool logged in as `user` (compactJobs takes a pool). */
+function poolAs(user: string): pg.Pool {
+  const url = new URL(db.url);
+  url.username = user;
+  url.password = 'pw';
+  const p = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  pools.push(p);
+  return p;
 }
 async function refusal(c: pg.Client, sql: string, params: unknown[] = []): Promise<string> {
   return await c.query(sql, params).then(
@@ -40,6 +52,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  await Promise.all(pools.map((p) => p.end().catch(() => {})));
   await db.drop();
   const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
   await admin.connect();
@@ -101,5 +114,40 @@ describe('roles', () => {
     expect(await refusal(appA, `select * from mp.read('mp_events', 0, 10)`)).toMatch(/^MP005/);
     expect(await refusal(appA, `select mp.submit_operation('docker.info', 'prod')`)).toMatch(/^42501/);
     expect(await refusal(appA, `select * from mp.operations`)).toMatch(/^42501/);
+  });
+
+  it('mp_cli and mp_agent may compact mp.jobs (MAINTAIN, PostgreSQL 17+), mp_app may not', async () => {
+    const version = Number((await db.pool.query(`select current_setting('server_version_num') v`)).rows[0].v);
+    const appA = compactJobs(poolAs(users.appA), { force: true, lockTimeoutMs: 10_000 });
+    await expect(appA).rejects.toBeInstanceOf(ConflictError);
+    await expect(appA).rejects.toThrow(`role ${users.appA} may not vacuum mp.jobs, so it cannot compact it`);
+    for (const user of [users.cli, users.agent]) {
+      const compacted = compactJobs(poolAs(user), { force: true, lockTimeoutMs: 10_000 });
+      if (version >= 170000) expect((await compacted).action, user).toBe('rewritten');
+      else await expect(compacted, user).rejects.toThrow(/before PostgreSQL 17 only the table owner can/);
+    }
+    // The count behind the decision is the whole table's, not what RLS lets the role see.
+    await db.pool.query(`select mp.queue_create('owner_only'), mp.enqueue('owner_only', '{}')`);
+    const seen = await compactJobs(poolAs(users.agent), { maxLiveRows: 0, lockTimeoutMs: 10_000 }).catch(() => undefined);
+    if (version >= 170000) expect(seen?.before.liveRows).toBe(1);
+    expect(await refusal(await as(users.appA), `select * from mp.measure_jobs(10)`)).toMatch(/^42501: permission denied for function measure_jobs/);
+  });
+
+  it('a database migrated after the roles exist grants compaction at once, without mp db roles', async () => {
+    const later = await freshDatabase();
+    try {
+      const { rows } = await later.pool.query(
+        `select r, has_function_privilege(r, 'mp.measure_jobs(int)', 'execute') measure,
+                current_setting('server_version_num')::int < 170000 or has_table_privilege(r, 'mp.jobs', 'MAINTAIN') maintain
+         from unnest(array['mp_cli', 'mp_agent', 'mp_app']) r order by r`,
+      );
+      expect(rows).toEqual([
+        { r: 'mp_agent', measure: true, maintain: true },
+        { r: 'mp_app', measure: false, maintain: false },
+        { r: 'mp_cli', measure: true, maintain: true },
+      ]);
+    } finally {
+      await later.drop();
+    }
   });
 });
