@@ -21,6 +21,7 @@ import * as opsRetry from './commands/ops/retry.ts';
 import * as opsShow from './commands/ops/show.ts';
 import * as opsSubmit from './commands/ops/submit.ts';
 import * as opsTail from './commands/ops/tail.ts';
+import * as queueCompact from './commands/queue/compact.ts';
 import * as queueLs from './commands/queue/ls.ts';
 import * as queuePeek from './commands/queue/peek.ts';
 import * as queuePurge from './commands/queue/purge.ts';
@@ -138,6 +139,10 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   leaf(queue, 'purge', 'delete the waiting and scheduled jobs and dead letters of a queue (running jobs finish)', queuePurge)
     .argument('<queue>', 'queue name')
     .option('--yes', 'really delete them');
+  leaf(queue, 'compact', 'give back the space a drained backlog left in the hot table mp.jobs (rewrites it when mostly empty)', queueCompact)
+    .option('--force', 'rewrite even when the table is not bloated (never above --max-live-rows)')
+    .option('--max-live-rows <n>', 'never rewrite with more live jobs than this', '10000')
+    .option('--lock-timeout <ms>', 'give up when mp.jobs is busy for longer than this', '250');
 
   const stream = program.command('stream').description('inspect durable streams');
   leaf(stream, 'ls', 'list streams with their event counts and positions', streamLs);
