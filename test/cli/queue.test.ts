@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as compact from '../../cli/commands/queue/compact.ts';
 import * as ls from '../../cli/commands/queue/ls.ts';
 import * as peek from '../../cli/commands/queue/peek.ts';
 import * as purge from '../../cli/commands/queue/purge.ts';
 import * as retryDead from '../../cli/commands/queue/retry-dead.ts';
 import * as stats from '../../cli/commands/queue/stats.ts';
 import { ConfigError, NotFoundError } from '../../sql/errors.ts';
+import type { CompactReport } from '../../sql/queues/compact.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { captured, lines, mp, type CapturedContext } from './harness.ts';
 
@@ -214,6 +216,62 @@ describe('mp queue (real binary)', () => {
       'error: invalid input for `mp queue retry-dead`',
       '  --id: ids are positive integers, got "x1"',
       'hint: run `mp queue retry-dead --help` for usage',
+    ]);
+  });
+});
+
+describe('mp queue compact', () => {
+  /** Autovacuum may hold mp.jobs right after a drain; it yields to a lock request after 1 s. */
+  const PATIENT = ['--lock-timeout', '10000'];
+
+  it('rewrites mp.jobs after a drained backlog and says what it did and the sizes before and after', async () => {
+    await sql(`select mp.queue_create('cq')`);
+    for (let i = 0; i < 12; i++) {
+      await sql(`select count(*) from mp.enqueue_batch('cq', $1)`, [JSON.stringify(Array.from({ length: 1000 }, (_, k) => ({ k })))]);
+    }
+    for (;;) {
+      const ids = (await sql<{ id: string }>(`select id from mp.claim('cq', 'w', 1000)`)).map((j) => j.id);
+      if (ids.length === 0) break;
+      await sql(`select mp.ack($1::bigint[])`, [ids]);
+    }
+    const live = (await sql<{ n: number }>(`select count(*)::int n from mp.jobs`))[0]!.n;
+
+    const r = await mp(['queue', 'compact', ...PATIENT], db.url);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const [what, size, ...rest] = lines(r.stdout);
+    expect(what).toMatch(new RegExp(`^rewritten: \\d+\\.\\d MB for ${live} live rows?, over 4x the ~\\d+ kB they need$`));
+    expect(size).toMatch(
+      new RegExp(`^mp\\.jobs: \\d+\\.\\d MB → \\d+ kB \\(table \\S+ [kM]B → \\d+ kB, indexes \\S+ [kM]B → \\d+ kB\\), ${live} live rows?$`),
+    );
+    expect(rest).toEqual([]);
+  });
+
+  it('--json prints the report; --force rewrites a table that is not bloated', async () => {
+    const r = await mp(['queue', 'compact', '--force', '--json', ...PATIENT], db.url);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as CompactReport;
+    expect(report).toMatchObject({ action: 'rewritten', reason: expect.stringMatching(/^forced, with \d+ live rows? /) });
+    for (const side of [report.before, report.after]) {
+      expect(side).toEqual({ tableBytes: expect.any(Number), indexBytes: expect.any(Number), liveRows: side.liveRows });
+    }
+    expect(report.after.liveRows).toBe(report.before.liveRows);
+
+    const notBloated = captured(db.url);
+    contexts.push(notBloated);
+    await compact.run(notBloated, { force: false, maxLiveRows: 0, lockTimeout: 10_000 });
+    expect(lines(notBloated.out())[0]).toMatch(/^vacuumed: (more than 0 live rows: |\d+ kB for 0 live rows is not bloated )/);
+    expect(lines(notBloated.out())[1]).toMatch(/ live rows?$/);
+  });
+
+  it('a bad --max-live-rows is refused with a hint before connecting (exit 2)', async () => {
+    const r = await mp(['queue', 'compact', '--max-live-rows', 'abc'], 'postgres://nobody@127.0.0.1:1/nowhere');
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(lines(r.stderr)).toEqual([
+      'error: invalid input for `mp queue compact`',
+      '  --max-live-rows: must be a non-negative integer, got "abc"',
+      'hint: run `mp queue compact --help` for usage',
     ]);
   });
 });
