@@ -1,7 +1,8 @@
 /**
  * The node agent: registers its node, heartbeats, claims operations from queue `mp_ops` for its targets
  * (woken by LISTEN, with a slow polling fallback), runs each with its executor, appends an event per
- * step and records the end exactly once.
+ * step and records the end exactly once. Every 10 minutes it also compacts the hot table mp.jobs
+ * (agent/maintenance.ts).
  *
  * Crash safety comes from the queue: a claimed operation is a leased job. If the agent dies, the lease
  * lapses and another agent claims the job; `mp.op_start` then records a new attempt ("resumed on ...").
@@ -15,9 +16,11 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { AgentCalls } from '../sql/control/agent-calls.ts';
+import { compactJobs } from '../sql/queues/compact.ts';
 import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queue.ts';
 import type { DockerEngine } from './docker/engine.ts';
 import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
+import { startMaintenance } from './maintenance.ts';
 
 /** The agent's version, recorded on its node row. */
 export const AGENT_VERSION = '0.1.0';
@@ -40,6 +43,8 @@ export interface AgentOptions {
   cancelCheckMs?: number;
   /** How long `stop()` lets running operations finish before releasing them (default 30 s). */
   shutdownTimeoutMs?: number;
+  /** How often the agent compacts the hot table mp.jobs (`mp queue compact`; default 10 minutes, 0: never). */
+  maintenanceIntervalMs?: number;
   log?: Logger;
 }
 
@@ -47,7 +52,10 @@ export interface AgentOptions {
 export interface RunningAgent {
   readonly name: string;
   readonly targets: string[];
-  /** Stops claiming, lets running operations finish (or releases them after the timeout), marks the node stopped. */
+  /**
+   * Stops claiming and maintenance, lets running operations finish (or releases them after the timeout),
+   * marks the node stopped.
+   */
   stop(): Promise<void>;
 }
 
@@ -95,6 +103,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const heartbeat = setInterval(() => {
     calls.heartbeat(name).catch((err: unknown) => log.warn('heartbeat failed', { error: String(err) }));
   }, opts.heartbeatMs ?? 5_000);
+
+  const maintenance = startMaintenance({
+    intervalMs: opts.maintenanceIntervalMs ?? 10 * 60_000,
+    log,
+    compact: () => compactJobs(opts.pool),
+  });
 
   const queue = new Queue<OpJob>({ pool: opts.pool, name: 'mp_ops' });
   const worker: Worker<OpJob> = queue.work((job) => runOperationJob(job), {
@@ -154,6 +168,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     targets,
     stop: async () => {
       clearInterval(heartbeat);
+      await maintenance.stop();
       await worker.stop();
       await calls.stopped(name).catch(() => {});
       log.info('agent stopped', { name });
