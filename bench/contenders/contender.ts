@@ -55,6 +55,8 @@ export interface Contender extends Subject {
   claimOne?(): Promise<() => Promise<void>>;
   /** The tables that hold waiting and running jobs (bloat workload), schema-qualified. */
   hotTables?(): Promise<string[]>;
+  /** Gives back the space processed jobs left in the hot tables, as its operators would (bloat workload). */
+  compact?(): Promise<void>;
 }
 
 export type ContenderFactory = Factory<Contender>;

@@ -89,6 +89,14 @@ abstract class MiniPaasBase implements Contender {
   async close(): Promise<void> {
     await this.pool?.end();
   }
+
+  /** `mp queue compact`, as an operator or the agents run it (bloat workload). */
+  async compact(): Promise<void> {
+    const { compactJobs } = await import('../../sql/queues/compact.ts');
+    // Autovacuum may still hold mp.jobs after the drain; a waiting lock request cancels it after 1 s.
+    const report = await compactJobs(this.pool!, { lockTimeoutMs: 10_000 });
+    if (report.action === 'skipped') throw new Error(`mp queue compact: ${report.reason}`);
+  }
 }
 
 class MiniPaasSql extends MiniPaasBase {
