@@ -43,6 +43,8 @@ export interface MetricInfo {
   name: string;
   unit: string;
   higherIsBetter: boolean;
+  /** Measured only for subjects that have the optional method behind it (bloat's `compact`). */
+  optional?: boolean;
 }
 
 /** One measurement on a subject of type `S` (a queue contender or a stream implementation). */
