@@ -112,6 +112,10 @@ export async function migrate(opts: {
             m.breaking,
           ]);
           await client.query(m.sql);
+          // PostgreSQL lets PUBLIC execute every new function, and a per-schema default privilege cannot
+          // take that back: so each migration ends with no function of schema mp public (roles get theirs
+          // by name, mp.grant_roles), in the same transaction that created them.
+          await client.query(`revoke execute on all functions in schema mp from public`);
           await client.query('commit');
         } catch (err) {
           await client.query('rollback');

@@ -133,6 +133,16 @@ describe('roles', () => {
     expect(await refusal(await as(users.appA), `select * from mp.measure_jobs(10)`)).toMatch(/^42501: permission denied for function measure_jobs/);
   });
 
+  it('no function of schema mp is executable by a role that was granted nothing', async () => {
+    // PUBLIC may execute every new function unless each migration takes that back (sql/migrate.ts).
+    const { rows } = await db.pool.query<{ fn: string }>(
+      `select p.oid::regprocedure::text fn from pg_proc p
+       where p.pronamespace = 'mp'::regnamespace and has_function_privilege('public', p.oid, 'execute')
+       order by 1`,
+    );
+    expect(rows.map((r) => r.fn)).toEqual([]);
+  });
+
   it('a database migrated after the roles exist grants compaction at once, without mp db roles', async () => {
     const later = await freshDatabase();
     try {
