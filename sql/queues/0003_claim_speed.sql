@@ -13,8 +13,10 @@
 --      stable: the rows stay locked by this transaction from step 1 on, so nobody can move them.
 -- And an ack only looks for queues that keep finished jobs when one exists.
 
-create or replace function mp.claim(queue text, worker text, batch int default 1, lease_seconds int default null,
-                                    targets text[] default null)
+-- mp.ack_claim holds the claim and mp.claim calls it: a plpgsql function returning another one's rows
+-- copies them once more (RETURN QUERY), which cost 0.9 ms per 250 jobs when the hot path was nested.
+create or replace function mp.ack_claim(ack_ids bigint[], queue text, worker text, batch int default 1,
+                                        lease_seconds int default null, targets text[] default null)
 returns table (id bigint, payload jsonb, attempt int, max_attempts int, lease_until timestamptz, enqueued_at timestamptz)
 language plpgsql
 -- Generic plans: every statement below has one right plan whatever the arguments, and planning the
@@ -31,6 +33,9 @@ declare
   live_rows tid[];
   dead_ids bigint[];
 begin
+  if cardinality(ack_ids) > 0 then
+    perform mp.ack(ack_ids);
+  end if;
   if batch is null or batch <= 0 then
     raise exception 'batch size must be greater than zero, got %', coalesce(batch::text, 'null')
       using errcode = 'MP004', hint = 'claim at least 1 job';
@@ -50,7 +55,7 @@ begin
   from (
     select j.ctid as row_address, j.id, (j.locked_by is not null and j.attempt >= j.max_attempts) as exhausted
     from mp.jobs j
-    where j.queue = claim.queue
+    where j.queue = ack_claim.queue
       and j.run_at <= t
       and (j.locked_by is null or j.lease_until <= t)
       and (j.target is null or j.target = any (targets))
@@ -95,6 +100,13 @@ begin
   from claimed c
   order by c.priority desc, c.run_at, c.id;
 end $$;
+
+create or replace function mp.claim(queue text, worker text, batch int default 1, lease_seconds int default null,
+                                    targets text[] default null)
+returns table (id bigint, payload jsonb, attempt int, max_attempts int, lease_until timestamptz, enqueued_at timestamptz)
+language sql as $$
+  select * from mp.ack_claim(null, queue, worker, batch, lease_seconds, targets)
+$$;
 
 create or replace function mp.ack(ids bigint[]) returns int
 language plpgsql as $$

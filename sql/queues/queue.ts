@@ -19,6 +19,7 @@ import pg from 'pg';
 import type { ZodType } from 'zod';
 import { ConfigError, mapDatabaseErrors } from '../errors.ts';
 import { checkPayload } from '../payload.ts';
+import { batchTypeParsers } from './timestamp-memo.ts';
 
 /** Options of `mp.queue_create`. */
 export interface QueueOptions {
@@ -181,9 +182,17 @@ export class Queue<T = unknown> {
    */
   async claim(worker: string, opts: { batch?: number; leaseSeconds?: number; targets?: string[]; ack?: string[] } = {}): Promise<Job<T>[]> {
     const args = [this.name, worker, opts.batch ?? 1, opts.leaseSeconds ?? null, opts.targets ?? null];
-    const rows = opts.ack?.length
-      ? await this.query<ClaimRow>(`select * from mp.ack_claim($6::bigint[], $1, $2, $3, $4, $5)`, [...args, opts.ack])
-      : await this.query<ClaimRow>(`select * from mp.claim($1, $2, $3, $4, $5)`, args);
+    // Always mp.ack_claim: mp.claim is a wrapper around it, one more copy of every row.
+    const rows = await mapDatabaseErrors(
+      async () =>
+        (
+          await this.pool.query<ClaimRow>({
+            text: `select * from mp.ack_claim($6::bigint[], $1, $2, $3, $4, $5)`,
+            values: [...args, opts.ack ?? []],
+            types: batchTypeParsers(),
+          })
+        ).rows,
+    );
     return rows.map((r) => ({
       id: r.id,
       payload: r.payload as T,
