@@ -9,6 +9,7 @@
 import { readdir } from 'node:fs/promises';
 import pg from 'pg';
 import { migrate } from '../../sql/migrate.ts';
+import { compactJobs } from '../../sql/queues/compact.ts';
 import { Queue } from '../../sql/queues/queue.ts';
 import { benchPool, chunks, deal, type Contender, type ContenderFactory, type JobPayload, type Workers } from './contender.ts';
 import { startSqlLoops, type Claimed } from './sql-loop.ts';
@@ -92,7 +93,6 @@ abstract class MiniPaasBase implements Contender {
 
   /** `mp queue compact`, as an operator or the agents run it (bloat workload). */
   async compact(): Promise<void> {
-    const { compactJobs } = await import('../../sql/queues/compact.ts');
     // Autovacuum may still hold mp.jobs after the drain; a waiting lock request cancels it after 1 s.
     const report = await compactJobs(this.pool!, { lockTimeoutMs: 10_000 });
     if (report.action === 'skipped') throw new Error(`mp queue compact: ${report.reason}`);
