@@ -124,6 +124,7 @@ export async function migrate(opts: {
         done.push(m.id);
         opts.onApply?.(m.id);
       }
+      if (done.length > 0) await regrantRoles(client);
       return { applied: done, alreadyApplied: applied.size };
     } finally {
       await client.query(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
@@ -131,6 +132,18 @@ export async function migrate(opts: {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Where `mp db roles` has set the roles up, gives them what the migrations just added (a new queue
+ * function is executable by nobody until granted: each migration revokes PUBLIC's execute).
+ */
+async function regrantRoles(client: pg.Client): Promise<void> {
+  const { rows } = await client.query<{ ready: boolean }>(
+    `select to_regprocedure('mp.grant_roles()') is not null
+        and (select count(*) from pg_roles where rolname in ('mp_cli', 'mp_agent', 'mp_app')) = 3 as ready`,
+  );
+  if (rows[0]?.ready) await client.query(`select mp.grant_roles()`);
 }
 
 /**

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { ConflictError } from '../../../sql/errors.ts';
+import { loadMigrations, migrate } from '../../../sql/migrate.ts';
 import { compactJobs } from '../../../sql/queues/compact.ts';
 import { freshDatabase, type TestDatabase } from '../../support/database.ts';
 
@@ -141,6 +142,22 @@ describe('roles', () => {
        order by 1`,
     );
     expect(rows.map((r) => r.fn)).toEqual([]);
+  });
+
+  it('a function a later migration adds is granted to the roles at once, and still not to PUBLIC', async () => {
+    const later = [
+      ...(await loadMigrations()),
+      { id: 'queues/9999_probe.sql', sql: `create function mp._probe_${suffix}() returns int language sql as 'select 1'`, checksum: 'probe', breaking: false },
+    ];
+    await migrate({ connectionString: db.url, migrations: later });
+    const { rows } = await db.pool.query(
+      `select r, has_function_privilege(r, 'mp._probe_${suffix}()', 'execute') may from unnest(array['mp_agent', 'mp_app', 'public']) r order by r`,
+    );
+    expect(rows).toEqual([
+      { r: 'mp_agent', may: true },
+      { r: 'mp_app', may: true },
+      { r: 'public', may: false },
+    ]);
   });
 
   it('a database migrated after the roles exist grants compaction at once, without mp db roles', async () => {
