@@ -54,50 +54,76 @@ export function chartSpec(rows: ResultRow[], title: string): TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     config: { font: 'sans-serif', view: { stroke: null } },
+    // The throughput bars are coloured by contender (no legend), the latency bars by percentile.
+    resolve: { scale: { color: 'independent' }, legend: { color: 'independent' } },
     vconcat: [
-      {
-        title: 'Throughput (median, whisker = min-max; higher is better)',
-        data: { values: throughput },
-        facet: { column: { field: 'workload', type: 'nominal', title: null } },
-        spec: {
-          width: 140,
-          height: 180,
-          layer: [
-            {
-              mark: 'bar',
-              encoding: {
-                x: subjectAxis,
-                y: { field: 'median', type: 'quantitative', title: 'per second' },
-                color: { field: 'subject', type: 'nominal', legend: null },
-              },
-            },
-            {
-              mark: { type: 'rule', color: 'black' },
-              encoding: { x: subjectAxis, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } },
-            },
-          ],
-        },
-        resolve: { scale: { x: 'independent', y: 'independent' } },
-      },
-      {
-        title: 'Latency percentiles (median over repetitions; lower is better)',
-        data: { values: latency },
-        facet: { column: { field: 'workload', type: 'nominal', title: null } },
-        spec: {
-          width: 140,
-          height: 180,
+      throughputSection(throughput, subjectAxis),
+      latencySection(latency, subjectAxis),
+    ].filter((section) => section !== null),
+  } as TopLevelSpec;
+}
+
+type SubjectAxis = { field: 'subject'; type: 'nominal'; title: null; axis: { labelAngle: number } };
+
+/** Bars per contender with min-max whiskers, one panel per workload; null when there is no throughput. */
+function throughputSection(throughput: ReturnType<typeof chartData>['throughput'], subjectAxis: SubjectAxis): object | null {
+  if (throughput.length === 0) return null;
+  return {
+    title: 'Throughput (median, whisker = min-max; higher is better)',
+    data: { values: throughput },
+    facet: { column: { field: 'workload', type: 'nominal', title: null } },
+    spec: {
+      width: 140,
+      height: 180,
+      layer: [
+        {
           mark: 'bar',
           encoding: {
             x: subjectAxis,
-            xOffset: { field: 'percentile', type: 'nominal' },
-            y: { field: 'ms', type: 'quantitative', title: 'ms' },
-            color: { field: 'percentile', type: 'nominal', scale: { scheme: 'blues' } },
+            y: { field: 'median', type: 'quantitative', title: 'per second' },
+            color: { field: 'subject', type: 'nominal', legend: null },
           },
         },
-        resolve: { scale: { x: 'independent', xOffset: 'independent', y: 'independent' } },
+        {
+          mark: { type: 'rule', color: 'black' },
+          encoding: { x: subjectAxis, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  };
+}
+
+/** p50/p95/p99 bars per contender, one panel per workload; null when there is no latency. */
+function latencySection(latency: ReturnType<typeof chartData>['latency'], subjectAxis: SubjectAxis): object | null {
+  if (latency.length === 0) return null;
+  return {
+    title: 'Latency percentiles (median over repetitions; lower is better)',
+    data: { values: latency },
+    facet: { column: { field: 'workload', type: 'nominal', title: null } },
+    spec: {
+      width: 140,
+      height: 180,
+      mark: 'bar',
+      encoding: {
+        x: subjectAxis,
+        xOffset: { field: 'percentile', type: 'nominal' },
+        y: { field: 'ms', type: 'quantitative', title: 'ms' },
+        color: {
+          field: 'percentile',
+          type: 'nominal',
+          scale: { scheme: 'blues' },
+          legend: { orient: 'top', direction: 'horizontal', title: null },
+        },
       },
-    ],
-  } as TopLevelSpec;
+    },
+    resolve: { scale: { x: 'independent', xOffset: 'independent', y: 'independent' } },
+  };
+}
+
+/** The chart's title: what ran, how often, how big. */
+export function chartTitle(serverVersion: string, reps: number, n: number): string {
+  return `MiniPaaS queue benchmark (${serverVersion}, ${reps} reps, N=${n})`;
 }
 
 /** Renders the chart to an SVG string. */

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CONTENDERS, QUEUE_WORKLOADS, STREAM_SUBJECTS, STREAM_WORKLOADS } from './catalog.ts';
-import { writeChart } from './chart.ts';
+import { chartTitle, writeChart } from './chart.ts';
 import { renderMarkdown, writeReport, type BenchResults } from './report.ts';
 import { runBenchmark, suite, type RunnableSuite } from './runner.ts';
 import { databaseFactory, describeServer, startBenchServer, type DatabaseFactory } from './server.ts';
@@ -193,7 +193,7 @@ export async function runBench(
   };
   const files = await writeReport(opts.outDir, results);
   const svg = join(opts.outDir, `${opts.name}.svg`);
-  await writeChart(svg, rows, `MiniPaaS queue benchmark (${info.version}, ${opts.reps} reps, N=${opts.options.n})`);
+  await writeChart(svg, rows, chartTitle(info.version, opts.reps, opts.options.n));
   return { results, files: { ...files, svg } };
 }
 
