@@ -20,8 +20,11 @@ import { ConflictError, mapDatabaseErrors } from './errors.ts';
 export const MIGRATION_SETS = ['queues', 'streams', 'compat', 'control'] as const;
 
 const SQL_ROOT = dirname(fileURLToPath(import.meta.url));
-/** Arbitrary constant: "mpmigr" in ASCII. Every migrator takes the same lock. */
-const MIGRATION_LOCK_KEY = '0x6d706d696772';
+/**
+ * Arbitrary constant: "mpmigr" in ASCII (0x6d706d696772). Every migrator takes the same lock. Decimal,
+ * because PostgreSQL before 16 reads a hex literal as 0 followed by junk.
+ */
+const MIGRATION_LOCK_KEY = '120329639389042';
 
 /** One `.sql` file known to this code. */
 export interface Migration {
