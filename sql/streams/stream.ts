@@ -47,7 +47,10 @@ export interface SubscribeOptions {
   member?: string;
   /** Most events per handler call (default 100). */
   batch?: number;
-  /** How long a batch is held before it is redelivered if not committed (default 30). Keep it above the handler's run time. */
+  /**
+   * Lease per batch in seconds (default 30). The lease of the batch in progress is extended every third of
+   * this, so a handler may run longer; it is how soon the batch of a member that died goes to another one.
+   */
   leaseSeconds?: number;
   /** Where a new group starts: 'earliest' (default), 'latest', or a pos (inclusive). Ignored if the group exists. */
   start?: 'earliest' | 'latest' | Pos;
@@ -198,6 +201,27 @@ export class Stream<T = unknown> {
     await this.query(`select mp.commit($1, $2, $3)`, [this.name, group, posText(upto, 'upto')]);
   }
 
+  /**
+   * Pushes the lease of what `member` holds in `group` to now + `seconds`; with `pos`, only the batch
+   * holding that pos. Returns how many leased batches it extended: 0 when the member holds nothing any
+   * more (its lease lapsed and another member polled the events, or they were committed). `subscribe`
+   * extends the batch in progress on its own.
+   *
+   * @example
+   *   const events = await stream.poll('billing', 'worker-1', 100, 30);
+   *   const timer = setInterval(() => void stream.extendLease('billing', 'worker-1', 30, { pos: events.at(-1)!.pos }), 10_000);
+   */
+  async extendLease(group: string, member: string, seconds: number, opts: { pos?: Pos } = {}): Promise<number> {
+    const rows = await this.query<{ n: number }>(`select mp.group_extend($1, $2, $3, $4, $5) as n`, [
+      this.name,
+      group,
+      member,
+      seconds,
+      opts.pos === undefined ? null : posText(opts.pos, 'pos'),
+    ]);
+    return rows[0]!.n;
+  }
+
   /** Kept event count and first/last pos. */
   async stats(): Promise<StreamStats> {
     const rows = await this.query<{ name: string; events: string; first_pos: string | null; last_pos: string }>(
@@ -211,7 +235,8 @@ export class Stream<T = unknown> {
   /**
    * Delivers the events of consumer group `group` to `handler`, a batch at a time, until `stop()`.
    * Creates the group if missing. A handler that returns commits its batch; one that throws does not, so
-   * the batch is delivered again (to any member) when its lease expires. Idle subscriptions sleep on
+   * the batch is delivered again (to any member) when its lease expires. While the handler runs, the
+   * lease of its batch is extended every third of `leaseSeconds`. Idle subscriptions sleep on
    * LISTEN and wake on publish, with a slow polling fallback. Resolves once listening, so events
    * published after it resolves are delivered even with `start: 'latest'`.
    */
@@ -340,20 +365,67 @@ export class Subscription<T> {
         await this.sleepUntilWoken();
         continue;
       }
+      const lastPos = events[events.length - 1]!.pos;
+      const stopExtending = this.keepLease(lastPos);
+      let failed = false;
       try {
         // Validation on receive counts as a handler failure: the batch stays uncommitted and visible
         // as lag, rather than being skipped silently.
         const checked = events.map((e) => ({ ...e, payload: this.stream.checked(e.payload) }));
         await this.handler(checked);
       } catch (err) {
+        failed = true;
         this.onError(err);
+      } finally {
+        // Before the commit: an extension landing after it would find nothing and report the batch lost.
+        await stopExtending();
+      }
+      if (failed) {
         // Back off: a handler failing on everything (its database is down, say) would otherwise lease
         // batch after batch as fast as events arrive, all of them waiting out their leases.
         await this.pause(this.pollIntervalMs);
         continue;
       }
-      await this.stream.commit(this.group, events[events.length - 1]!.pos).catch((err: unknown) => this.onError(err));
+      await this.stream.commit(this.group, lastPos).catch((err: unknown) => this.onError(err));
     }
+  }
+
+  /**
+   * Extends the lease of the batch holding `pos` every third of the lease (two more chances before it
+   * lapses if one fails) until the returned function is called; that resolves once no extension is in
+   * flight. Only this batch: an earlier one whose handler failed is still leased to this member and must
+   * expire to be delivered again.
+   */
+  private keepLease(pos: string): () => Promise<void> {
+    let inFlight: Promise<void> | null = null;
+    let lost = false;
+    const timer = setInterval(() => {
+      // One call at a time, so a slow database does not pile extensions up.
+      if (inFlight || lost) return;
+      inFlight = this.stream
+        .extendLease(this.group, this.member, this.leaseSeconds, { pos })
+        .then(
+          (extended) => {
+            if (extended > 0) return;
+            lost = true;
+            this.onError(
+              new ConflictError(
+                'STREAM_LEASE_LOST',
+                `member "${this.member}" lost the lease of its batch up to pos ${pos} of group "${this.group}" on stream "${this.stream.name}": it lapsed and another member polled it, so those events may be handled twice`,
+                'the lease lapsed before an extension got through; check the database connection, or raise leaseSeconds',
+              ),
+            );
+          },
+          (err: unknown) => this.onError(err),
+        )
+        .finally(() => {
+          inFlight = null;
+        });
+    }, Math.max(200, (this.leaseSeconds * 1000) / 3));
+    return async () => {
+      clearInterval(timer);
+      await inFlight;
+    };
   }
 
   /**
