@@ -117,6 +117,17 @@ describe('roles', () => {
     expect(await refusal(appA, `select * from mp.operations`)).toMatch(/^42501/);
   });
 
+  it('mp_app extends the lease of its own stream group; another app cannot reach that stream', async () => {
+    const appA = await as(users.appA);
+    const appB = await as(users.appB);
+    await appA.query(`select mp.stream_create('a_work')`);
+    await appA.query(`select mp.publish('a_work', '{"e": 1}')`);
+    await appA.query(`select mp.group_create('a_work', 'g')`);
+    expect((await appA.query(`select pos from mp.poll('a_work', 'g', 'm', 10, 5)`)).rows).toEqual([{ pos: '1' }]);
+    expect((await appA.query(`select mp.group_extend('a_work', 'g', 'm', 60) n`)).rows).toEqual([{ n: 1 }]);
+    expect(await refusal(appB, `select mp.group_extend('a_work', 'g', 'm', 60)`)).toMatch(/^MP005: unknown stream "a_work"/);
+  });
+
   it('mp_cli and mp_agent may compact mp.jobs (MAINTAIN, PostgreSQL 17+), mp_app may not', async () => {
     const version = Number((await db.pool.query(`select current_setting('server_version_num') v`)).rows[0].v);
     const appA = compactJobs(poolAs(users.appA), { force: true, lockTimeoutMs: 10_000 });
