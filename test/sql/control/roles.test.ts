@@ -136,7 +136,10 @@ describe('roles', () => {
     for (const user of [users.cli, users.agent]) {
       const compacted = compactJobs(poolAs(user), { force: true, lockTimeoutMs: 10_000 });
       if (version >= 170000) expect((await compacted).action, user).toBe('rewritten');
-      else await expect(compacted, user).rejects.toThrow(/before PostgreSQL 17 only the table owner can/);
+      else {
+        await expect(compacted, user).rejects.toThrow(`role ${user} may not vacuum mp.jobs`);
+        await expect(compacted, user).rejects.toHaveProperty('hint', expect.stringMatching(/^before PostgreSQL 17 only the table owner can/));
+      }
     }
     // The count behind the decision is the whole table's, not what RLS lets the role see.
     await db.pool.query(`select mp.queue_create('owner_only'), mp.enqueue('owner_only', '{}')`);
@@ -176,13 +179,16 @@ describe('roles', () => {
     try {
       const { rows } = await later.pool.query(
         `select r, has_function_privilege(r, 'mp.measure_jobs(int)', 'execute') measure,
-                current_setting('server_version_num')::int < 170000 or has_table_privilege(r, 'mp.jobs', 'MAINTAIN') maintain
+                case when current_setting('server_version_num')::int >= 170000
+                     then has_table_privilege(r, 'mp.jobs', 'MAINTAIN') end maintain
          from unnest(array['mp_cli', 'mp_agent', 'mp_app']) r order by r`,
       );
+      // MAINTAIN is a privilege from PostgreSQL 17 on; before, only the owner may compact.
+      const modern = Number((await later.pool.query(`select current_setting('server_version_num') v`)).rows[0].v) >= 170000;
       expect(rows).toEqual([
-        { r: 'mp_agent', measure: true, maintain: true },
-        { r: 'mp_app', measure: false, maintain: false },
-        { r: 'mp_cli', measure: true, maintain: true },
+        { r: 'mp_agent', measure: true, maintain: modern ? true : null },
+        { r: 'mp_app', measure: false, maintain: modern ? false : null },
+        { r: 'mp_cli', measure: true, maintain: modern ? true : null },
       ]);
     } finally {
       await later.drop();
