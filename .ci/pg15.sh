@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The database suites again, on PostgreSQL 15: the oldest release MiniPaaS supports, and the one whose
+# binaries the lab machine carries (/usr/lib/postgresql/15/bin, LAB.md). `npm test` runs on the embedded
+# PostgreSQL 18; SQL that only 16+ accepts (hex literals) or that behaves differently before 18 (the
+# cost of a disabled plan node) would pass there and break here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=/usr/lib/postgresql/15/bin
+PORT=${MP_PG15_PORT:-54415}
+DIR=$(mktemp -d /tmp/mp-pg15.XXXXXX)
+# initdb refuses to run as root: the cluster belongs to the postgres user the Debian package created.
+chown postgres "$DIR"
+as_postgres() { su postgres -s /bin/sh -c "$1"; }
+as_postgres "$BIN/initdb -D $DIR/data -U postgres --auth=trust" >/dev/null
+as_postgres "$BIN/pg_ctl -D $DIR/data -o '-p $PORT -k $DIR -c fsync=off -c max_connections=200' -l $DIR/server.log -w start" >/dev/null
+trap 'as_postgres "$BIN/pg_ctl -D $DIR/data -m immediate stop" >/dev/null 2>&1; rm -rf "$DIR"' EXIT
+
+MP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres" npx vitest run \
+  test/sql test/cli/migrate.test.ts test/cli/queue.test.ts test/cli/stream.test.ts test/agent/maintenance.test.ts
