@@ -80,7 +80,7 @@ export function renderMarkdown(r: BenchResults): string {
     const rows = r.rows.filter((row) => row.workload === w);
     const first = rows[0]!;
     const metrics = first.metricInfo.filter((m) => rows.some((row) => row.metrics[m.name]));
-    const primary = metrics[0]?.name ?? '';
+    const primary = (metrics.find((m) => m.compared) ?? metrics[0])?.name ?? '';
     const refs = REFERENCES.filter((name) => rows.some((row) => row.subject === name));
     out.push(`## ${first.title} (\`${w}\`)`, '');
     const head = ['contender', ...metrics.map((m) => `${m.name} (${m.unit})`), ...refs.map((ref) => `${primary} vs ${ref}`)];

@@ -74,6 +74,11 @@ class GraphileWorkerContender implements Contender {
     return rows[0]!.n;
   }
 
+  /** The jobs table graphile-worker claims from (its queues and job-queue tables are small). */
+  async hotTables(): Promise<string[]> {
+    return ['graphile_worker._private_jobs'];
+  }
+
   async close(): Promise<void> {
     await this.utils?.release();
     await this.pool?.end();

@@ -52,7 +52,7 @@ export const bloat: QueueWorkload = {
     { name: 'emptyKB', unit: 'kB', higherIsBetter: false },
     { name: 'afterKB', unit: 'kB', higherIsBetter: false },
     { name: 'deadTuples', unit: 'rows', higherIsBetter: false },
-    { name: 'vacuumedKB', unit: 'kB', higherIsBetter: false },
+    { name: 'vacuumedKB', unit: 'kB', higherIsBetter: false, compared: true },
     { name: 'vacuumedDeadTuples', unit: 'rows', higherIsBetter: false },
     { name: 'vacuumedVsEmpty', unit: 'x', higherIsBetter: false },
     { name: 'compactedKB', unit: 'kB', higherIsBetter: false, optional: true },

@@ -45,6 +45,8 @@ export interface MetricInfo {
   higherIsBetter: boolean;
   /** Measured only for subjects that have the optional method behind it (bloat's `compact`). */
   optional?: boolean;
+  /** The metric the report compares contenders on (default: the workload's first metric). */
+  compared?: boolean;
 }
 
 /** One measurement on a subject of type `S` (a queue contender or a stream implementation). */
