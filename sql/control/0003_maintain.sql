@@ -8,7 +8,8 @@
 -- * Deciding needs the live row count of the whole table, which mp_cli may not read and RLS hides
 --   from mp_agent in part (an undercount could rewrite a big table under an exclusive lock), so
 --   mp.measure_jobs counts as the owner.
--- * mp.grant_roles() is redefined (as in 0002, plus the compaction grants) and the grants are given at
+-- * mp.grant_roles() is redefined (as in 0002, plus the compaction grants, and mp.group_extend of
+--   sql/streams/0002 in the queue and stream API) and the grants are given at
 --   once when the roles exist already, so agents that migrate first compact without a new `mp db roles`.
 
 -- Heap bytes, index bytes and live rows of mp.jobs. Rows are counted up to `max_rows` (null: all): a
@@ -75,7 +76,7 @@ begin
                            'wait_for_jobs', 'done_waiting',
                            'release', 'retry_dead', 'purge', 'queue_stats', 'prune_finished',
                            'stream_create', 'stream_drop', 'stream_trim', 'publish', 'publish_batch', 'read',
-                           'group_create', 'poll', 'commit', 'stream_stats', 'group_stats')
+                           'group_create', 'poll', 'commit', 'group_extend', 'stream_stats', 'group_stats')
              or p.proname like '\_%')
         and p.proname not in ('_op_job_died', '_grant_maintain')
     loop
