@@ -139,8 +139,8 @@ export class Queue<T = unknown> {
     this.schema = opts.schema;
   }
 
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    return await mapDatabaseErrors(async () => (await this.pool.query<R>(text, values)).rows);
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[], types?: pg.CustomTypesConfig): Promise<R[]> {
+    return await mapDatabaseErrors(async () => (await this.pool.query<R>({ text, values, types })).rows);
   }
 
   private checked(payload: unknown): T {
@@ -183,15 +183,10 @@ export class Queue<T = unknown> {
   async claim(worker: string, opts: { batch?: number; leaseSeconds?: number; targets?: string[]; ack?: string[] } = {}): Promise<Job<T>[]> {
     const args = [this.name, worker, opts.batch ?? 1, opts.leaseSeconds ?? null, opts.targets ?? null];
     // Always mp.ack_claim: mp.claim is a wrapper around it, one more copy of every row.
-    const rows = await mapDatabaseErrors(
-      async () =>
-        (
-          await this.pool.query<ClaimRow>({
-            text: `select * from mp.ack_claim($6::bigint[], $1, $2, $3, $4, $5)`,
-            values: [...args, opts.ack ?? []],
-            types: batchTypeParsers(),
-          })
-        ).rows,
+    const rows = await this.query<ClaimRow>(
+      `select * from mp.ack_claim($6::bigint[], $1, $2, $3, $4, $5)`,
+      [...args, opts.ack ?? []],
+      batchTypeParsers(),
     );
     return rows.map((r) => ({
       id: r.id,
