@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { startAgent, type RunningAgent } from '../agent/agent.ts';
 import { connectDocker, type DockerEngine } from '../agent/docker/engine.ts';
-import { knownKinds, type Json, type Logger } from '../agent/executors/index.ts';
+import { executors, knownKinds, type Json, type Logger } from '../agent/executors/index.ts';
 import { ConflictError, mapDatabaseErrors } from '../sql/errors.ts';
 import { loadMigrations } from '../sql/migrate.ts';
 import type { Context, Writer } from './context.ts';
@@ -77,6 +77,27 @@ export async function probeDocker(ctx: Context): Promise<DockerEngine | null> {
     );
     return null;
   }
+}
+
+/**
+ * The line `mp dev` prints when it runs its agent without Docker: which operations cannot run and how
+ * each fails. Every kind needs the engine today; an agent without one is no manager, so kinds aimed at
+ * managers are not even claimed (`mp ops submit` refuses them for want of a manager agent), and the
+ * others are claimed and fail at once with the agent's "no Docker engine on node ..." (agent/agent.ts).
+ *
+ * @example
+ *   noDockerLine('laptop')
+ *   // "no Docker engine on node laptop, so no operation can run here: docker.info fails at once;
+ *   //  job.run, service.scale, stack.remove need a manager agent (start dockerd or set DOCKER_HOST, then restart)"
+ */
+export function noDockerLine(node: string): string {
+  const managerOnly = knownKinds().filter((k) => executors.get(k)?.target === 'manager');
+  const failing = knownKinds().filter((k) => !managerOnly.includes(k));
+  const parts = [
+    ...(failing.length ? [`${failing.join(', ')} fail${failing.length === 1 ? 's' : ''} at once`] : []),
+    ...(managerOnly.length ? [`${managerOnly.join(', ')} need${managerOnly.length === 1 ? 's' : ''} a manager agent`] : []),
+  ];
+  return `no Docker engine on node ${node}, so no operation can run here: ${parts.join('; ')} (start dockerd or set DOCKER_HOST, then restart)`;
 }
 
 /** What `runLocalAgent` started: stop it (the agent, then its pool) exactly once. */

@@ -9,7 +9,7 @@ import { migrate } from '../../sql/migrate.ts';
 import { createContext, type Context } from '../context.ts';
 import { OperationFailedError, StoppedFollowingError } from '../errors.ts';
 import { nodeName, port } from '../inputs.ts';
-import { probeDocker, runLocalAgent, untilStopped } from '../local-agent.ts';
+import { noDockerLine, probeDocker, runLocalAgent, untilStopped } from '../local-agent.ts';
 import { control, followOperation, reportOutcome } from '../operations.ts';
 
 export const options = z
@@ -72,6 +72,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
       try {
         const { agent } = local;
         out(`agent ${agent.name} registered; claims ${agent.targets.join(', ')}${docker ? ` on Docker at ${docker.endpoint}` : ' (no Docker engine)'}`);
+        if (!docker) out(noDockerLine(agent.name));
         out('');
         out('MiniPaaS dev is up. Look at everything with:');
         out(`  psql ${server.url}`);
