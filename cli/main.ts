@@ -6,32 +6,39 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { z } from 'zod';
-import * as agent from './commands/agent.ts';
-import * as agentInstall from './commands/agent/install.ts';
-import * as dbRoles from './commands/db/roles.ts';
-import * as dev from './commands/dev.ts';
-import * as envCreate from './commands/env/create.ts';
-import * as envLs from './commands/env/ls.ts';
-import * as migrate from './commands/migrate.ts';
-import * as nodesLs from './commands/nodes/ls.ts';
-import * as opsCancel from './commands/ops/cancel.ts';
-import * as opsKinds from './commands/ops/kinds.ts';
-import * as opsLs from './commands/ops/ls.ts';
-import * as opsRetry from './commands/ops/retry.ts';
-import * as opsShow from './commands/ops/show.ts';
-import * as opsSubmit from './commands/ops/submit.ts';
-import * as opsTail from './commands/ops/tail.ts';
-import * as queueCompact from './commands/queue/compact.ts';
-import * as queueLs from './commands/queue/ls.ts';
-import * as queuePeek from './commands/queue/peek.ts';
-import * as queuePurge from './commands/queue/purge.ts';
-import * as queueRetryDead from './commands/queue/retry-dead.ts';
-import * as queueStats from './commands/queue/stats.ts';
-import * as streamGroups from './commands/stream/groups.ts';
-import * as streamLs from './commands/stream/ls.ts';
-import * as streamTail from './commands/stream/tail.ts';
-import { createContext, type Context, type Writer } from './context.ts';
+import type { Context, Writer } from './context.ts';
 import { parseInput, reportError } from './errors.ts';
+
+/**
+ * The command modules, each imported only when its command runs: `mp --version` and `mp --help` load no
+ * database, Docker or SSH code (the CLI's start-up budget is 150 ms).
+ */
+const commands = {
+  agent: () => import('./commands/agent.ts'),
+  agentInstall: () => import('./commands/agent/install.ts'),
+  dbRoles: () => import('./commands/db/roles.ts'),
+  dev: () => import('./commands/dev.ts'),
+  envCreate: () => import('./commands/env/create.ts'),
+  envLs: () => import('./commands/env/ls.ts'),
+  migrate: () => import('./commands/migrate.ts'),
+  nodesLs: () => import('./commands/nodes/ls.ts'),
+  opsCancel: () => import('./commands/ops/cancel.ts'),
+  opsKinds: () => import('./commands/ops/kinds.ts'),
+  opsLs: () => import('./commands/ops/ls.ts'),
+  opsRetry: () => import('./commands/ops/retry.ts'),
+  opsShow: () => import('./commands/ops/show.ts'),
+  opsSubmit: () => import('./commands/ops/submit.ts'),
+  opsTail: () => import('./commands/ops/tail.ts'),
+  queueCompact: () => import('./commands/queue/compact.ts'),
+  queueLs: () => import('./commands/queue/ls.ts'),
+  queuePeek: () => import('./commands/queue/peek.ts'),
+  queuePurge: () => import('./commands/queue/purge.ts'),
+  queueRetryDead: () => import('./commands/queue/retry-dead.ts'),
+  queueStats: () => import('./commands/queue/stats.ts'),
+  streamGroups: () => import('./commands/stream/groups.ts'),
+  streamLs: () => import('./commands/stream/ls.ts'),
+  streamTail: () => import('./commands/stream/tail.ts'),
+} satisfies Record<string, () => Promise<CommandModule<z.ZodType>>>;
 
 /** What a command module exports. */
 interface CommandModule<S extends z.ZodType> {
@@ -54,8 +61,16 @@ interface GlobalOptions {
 
 /** The package version, for `mp --version`. */
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  // The sources sit one folder below package.json, the build (dist/cli/) two.
+  for (const path of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'minipaas') return pkg.version;
+    } catch {
+      // not this folder
+    }
+  }
+  return 'unknown';
 }
 
 /** `mp queue peek`, from the command and its parents. */
@@ -86,7 +101,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     parent: Command,
     spec: string,
     description: string,
-    module: CommandModule<S>,
+    load: () => Promise<CommandModule<S>>,
     settings: { stopOn?: NodeJS.Signals[] } = {},
   ): Command {
     const cmd = parent.command(spec).description(description);
@@ -100,6 +115,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
         labels[arg.name()] = arg.name();
       });
       for (const opt of self.options) labels[opt.attributeName()] = opt.long ?? opt.flags;
+      const [module, { createContext }] = await Promise.all([load(), import('./context.ts')]);
       const opts = parseInput(module.options, raw, fullName(self), labels);
 
       // Only long-running commands take over Ctrl-C (and `mp agent`/`mp dev` SIGTERM) to stop cleanly;
@@ -124,42 +140,42 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     return cmd;
   }
 
-  leaf(program, 'migrate', 'apply the SQL migrations the database does not have yet', migrate);
+  leaf(program, 'migrate', 'apply the SQL migrations the database does not have yet', commands.migrate);
 
   const queue = program.command('queue').description('inspect and manage durable queues');
-  leaf(queue, 'ls', 'list queues with their job counts', queueLs);
-  leaf(queue, 'stats', 'job counts of one queue', queueStats).argument('<queue>', 'queue name');
-  leaf(queue, 'peek', 'show the next waiting jobs without claiming them', queuePeek)
+  leaf(queue, 'ls', 'list queues with their job counts', commands.queueLs);
+  leaf(queue, 'stats', 'job counts of one queue', commands.queueStats).argument('<queue>', 'queue name');
+  leaf(queue, 'peek', 'show the next waiting jobs without claiming them', commands.queuePeek)
     .argument('<queue>', 'queue name')
     .option('--limit <n>', 'how many jobs to show', '10')
     .option('--dead', 'show dead letters (jobs that ran out of attempts) instead');
-  leaf(queue, 'retry-dead', 'move dead letters back to the queue for another round of attempts', queueRetryDead)
+  leaf(queue, 'retry-dead', 'move dead letters back to the queue for another round of attempts', commands.queueRetryDead)
     .argument('<queue>', 'queue name')
     .option('--id <ids...>', 'only these dead job ids (default: all of the queue)');
-  leaf(queue, 'purge', 'delete the waiting and scheduled jobs and dead letters of a queue (running jobs finish)', queuePurge)
+  leaf(queue, 'purge', 'delete the waiting and scheduled jobs and dead letters of a queue (running jobs finish)', commands.queuePurge)
     .argument('<queue>', 'queue name')
     .option('--yes', 'really delete them');
-  leaf(queue, 'compact', 'give back the space a drained backlog left in the hot table mp.jobs (rewrites it when mostly empty)', queueCompact)
+  leaf(queue, 'compact', 'give back the space a drained backlog left in the hot table mp.jobs (rewrites it when mostly empty)', commands.queueCompact)
     .option('--force', 'rewrite even when the table is not bloated (never above --max-live-rows)')
     .option('--max-live-rows <n>', 'never rewrite with more live jobs than this', '10000')
     .option('--lock-timeout <ms>', 'give up when mp.jobs is busy for longer than this', '250');
 
   const stream = program.command('stream').description('inspect durable streams');
-  leaf(stream, 'ls', 'list streams with their event counts and positions', streamLs);
-  leaf(stream, 'tail', 'print events of a stream; with --follow, keep printing new ones', streamTail, {
+  leaf(stream, 'ls', 'list streams with their event counts and positions', commands.streamLs);
+  leaf(stream, 'tail', 'print events of a stream; with --follow, keep printing new ones', commands.streamTail, {
     stopOn: ['SIGINT'],
   })
     .argument('<stream>', 'stream name')
     .option('--from <pos>', 'start at this position')
     .option('--last <n>', 'start with the last n events (default 10)')
     .option('--follow', 'keep printing new events until interrupted (Ctrl-C)');
-  leaf(stream, 'groups', 'consumer groups with their positions and lag', streamGroups).argument(
+  leaf(stream, 'groups', 'consumer groups with their positions and lag', commands.streamGroups).argument(
     '[stream]',
     'only the groups of this stream',
   );
 
   const ops = program.command('ops').description('submit operations (intents) and follow, inspect, cancel or retry them');
-  leaf(ops, 'submit', 'submit an operation and follow its events until it ends (exit 0 when it succeeded)', opsSubmit, {
+  leaf(ops, 'submit', 'submit an operation and follow its events until it ends (exit 0 when it succeeded)', commands.opsSubmit, {
     stopOn: ['SIGINT'],
   })
     .argument('<kind>', 'operation kind, e.g. docker.info (`mp ops kinds` lists them)')
@@ -169,49 +185,49 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--idempotency-key <key>', 'submitting the same key again returns the first operation instead of a new one')
     .option('--detach', 'print the id and return at once instead of following')
     .option('--dry-run', 'print what it would do now, read from the local Docker engine, without submitting');
-  leaf(ops, 'ls', 'list operations, newest first', opsLs)
+  leaf(ops, 'ls', 'list operations, newest first', commands.opsLs)
     .option('--status <status>', 'only this status: queued, running, succeeded, failed, cancelled')
     .option('--env <env>', 'only this environment')
     .option('--kind <kind>', 'only this kind')
     .option('--limit <n>', 'how many to show', '20');
-  leaf(ops, 'show', 'one operation: its row, result or error, and all its events', opsShow).argument('<id>', 'operation id');
-  leaf(ops, 'tail', 'print the events of an operation and follow it until it ends', opsTail, { stopOn: ['SIGINT'] }).argument(
+  leaf(ops, 'show', 'one operation: its row, result or error, and all its events', commands.opsShow).argument('<id>', 'operation id');
+  leaf(ops, 'tail', 'print the events of an operation and follow it until it ends', commands.opsTail, { stopOn: ['SIGINT'] }).argument(
     '<id>',
     'operation id',
   );
-  leaf(ops, 'cancel', 'cancel a queued operation, or ask a running one to stop at its next safe point', opsCancel).argument(
+  leaf(ops, 'cancel', 'cancel a queued operation, or ask a running one to stop at its next safe point', commands.opsCancel).argument(
     '<id>',
     'operation id',
   );
-  leaf(ops, 'retry', 'queue a failed or cancelled operation again and follow it', opsRetry, { stopOn: ['SIGINT'] })
+  leaf(ops, 'retry', 'queue a failed or cancelled operation again and follow it', commands.opsRetry, { stopOn: ['SIGINT'] })
     .argument('<id>', 'operation id')
     .option('--detach', 'print the id and return at once instead of following');
-  leaf(ops, 'kinds', 'the operation kinds agents can run, with target and an example payload', opsKinds);
+  leaf(ops, 'kinds', 'the operation kinds agents can run, with target and an example payload', commands.opsKinds);
 
   const nodes = program.command('nodes').description('the nodes (agents) of the cluster');
-  leaf(nodes, 'ls', 'list nodes: role, alive, last heartbeat, version, running operations', nodesLs);
+  leaf(nodes, 'ls', 'list nodes: role, alive, last heartbeat, version, running operations', commands.nodesLs);
 
   const env = program.command('env').description('environments: namespaces for operations, each run in order');
-  leaf(env, 'create', 'create an environment (nothing happens if it exists)', envCreate).argument('<name>', 'environment name');
-  leaf(env, 'ls', 'list environments with their operation counts', envLs);
+  leaf(env, 'create', 'create an environment (nothing happens if it exists)', commands.envCreate).argument('<name>', 'environment name');
+  leaf(env, 'ls', 'list environments with their operation counts', commands.envLs);
 
   const db = program.command('db').description('database administration');
-  leaf(db, 'roles', 'create the roles mp_cli, mp_agent and mp_app (or refresh their grants) and list them', dbRoles);
+  leaf(db, 'roles', 'create the roles mp_cli, mp_agent and mp_app (or refresh their grants) and list them', commands.dbRoles);
 
-  const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', agent, {
+  const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {
     stopOn: ['SIGINT', 'SIGTERM'],
   })
     .option('--name <node>', 'node name (default: the host name)')
     .option('--provisioner', 'also claim provisioning operations (hosts reached over SSH)')
     .option('--concurrency <n>', 'operations run at once', '4');
-  leaf(agentCmd, 'install', 'run the agent on every node of the swarm as a global service from the local image', agentInstall)
+  leaf(agentCmd, 'install', 'run the agent on every node of the swarm as a global service from the local image', commands.agentInstall)
     .option('--image <image>', 'the locally built agent image')
     .option('--database-url-for-agents <url>', 'the URL agents connect with, when it differs from the one used here')
     .option('--network <network>', 'network of the agent service', 'host')
     .option('--service-name <name>', 'name of the global service')
     .option('--dry-run', 'print what it would create or update, without doing it');
 
-  leaf(program, 'dev', 'run MiniPaaS locally: embedded PostgreSQL (or DATABASE_URL), migrations, an agent on local Docker', dev, {
+  leaf(program, 'dev', 'run MiniPaaS locally: embedded PostgreSQL (or DATABASE_URL), migrations, an agent on local Docker', commands.dev, {
     stopOn: ['SIGINT', 'SIGTERM'],
   })
     .option('--port <port>', 'port of the embedded PostgreSQL', '54329')

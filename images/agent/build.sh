@@ -2,7 +2,8 @@
 # Builds the agent image mp/agent:<version> (and :latest) from this checkout: the Node.js binary that
 # runs this script (process.execPath; it runs in Debian bookworm, same glibc), package.json and its
 # lock, the production packages of node_modules (copied, not installed: the build needs no registry),
-# sql/, agent/, cli/ and bin/. Skips the build when an image with the same input hash exists.
+# the built package (dist/, rebuilt first when a source is newer) and bin/. Skips the build when an
+# image with the same input hash exists.
 #
 # Usage: images/agent/build.sh [--force]     (called by .ci/lab.sh; needs `npm ci` done first)
 # Env:   MP_AGENT_IMAGE (default mp/agent), NODE (default: node on PATH)
@@ -13,7 +14,7 @@ HERE=images/agent
 REPO="${MP_AGENT_IMAGE:-mp/agent}"
 NODE_BIN=$("${NODE:-node}" -p 'process.execPath')
 VERSION=$("$NODE_BIN" -p 'require("./package.json").version')
-SOURCES=(sql agent cli bin)
+SOURCES=(dist bin)
 FORCE=0
 [[ "${1:-}" == --force ]] && FORCE=1
 
@@ -21,13 +22,18 @@ FORCE=0
 docker image inspect debian:bookworm >/dev/null 2>&1 ||
   { echo "error: image debian:bookworm is missing; run .ci/lab.sh (it builds and tags it)" >&2; exit 1; }
 
+# dist/ is what the image runs: build it when it is missing or older than a source file.
+if [[ ! -f dist/.built ]] || [[ -n "$(find sql stack agent cli dev -newer dist/.built -type f -print -quit 2>/dev/null)" ]]; then
+  "$NODE_BIN" scripts/build.mjs
+fi
+
 # The input hash: this recipe, the Node.js version, the lock file and every source file (names and
 # contents). node_modules is covered by the lock file. Labelled on the image, compared on the next run.
 inputs_hash() {
   {
     sha256sum "$HERE/build.sh" "$HERE/Dockerfile" "$HERE/entrypoint.sh" package.json package-lock.json
     "$NODE_BIN" --version
-    find "${SOURCES[@]}" -type f -print0 | sort -z | xargs -0 sha256sum
+    find "${SOURCES[@]}" -type f ! -name .built -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16
 }
 HASH=$(inputs_hash)
@@ -64,7 +70,7 @@ trap 'rm -f "$deps" "$log"' EXIT
 context() {
   tar -c --owner=0 --group=0 \
     --transform 's,^node_modules/,deps/node_modules/,S' \
-    --transform 's,^\(package\.json\|package-lock\.json\|sql\|agent\|cli\|bin\)\(/\|$\),app/&,S' \
+    --transform 's,^\(package\.json\|package-lock\.json\|dist\|bin\)\(/\|$\),app/&,S' \
     -C "$(dirname "$NODE_BIN")" "$(basename "$NODE_BIN")" \
     -C "$PWD/$HERE" Dockerfile entrypoint.sh \
     -C "$PWD" package.json package-lock.json "${SOURCES[@]}" -T "$deps"
