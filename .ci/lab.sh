@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Docker lab: a Docker engine, a single-node Swarm on 127.0.0.1 and the locally built images the
-# tests use (no registry is reachable, see docs in /work/shared/LAB.md). Idempotent: every step checks
+# tests use. No container registry is reachable from the lab, so every image is built here: the bases
+# from Debian's packages (debootstrap, busybox-static), the rest FROM them. Idempotent: every step checks
 # first and does nothing when already done, so a warm run takes about a second.
 #
 # Usage:

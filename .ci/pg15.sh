@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The database suites again, on PostgreSQL 15: the oldest release MiniPaaS supports, and the one whose
-# binaries the lab machine carries (/usr/lib/postgresql/15/bin, LAB.md). `npm test` runs on the embedded
-# PostgreSQL 18; SQL that only 16+ accepts (hex literals) or that behaves differently before 18 (the
-# cost of a disabled plan node) would pass there and break here.
+# binaries the lab machine carries (Debian's postgresql-15, in /usr/lib/postgresql/15/bin). `npm test`
+# runs on the embedded PostgreSQL 18; SQL that only 16+ accepts (hex literals) or that behaves
+# differently before 18 (the cost of a disabled plan node) would pass there and break here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

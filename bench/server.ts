@@ -12,7 +12,7 @@ import { startTemporaryPostgres, withDatabase } from '../dev/temporary-postgres.
 /**
  * Settings of the embedded server. `autovacuum_naptime = 1s` keeps autoanalyze current while tables
  * fill and drain within seconds; with the default 60 s graphile-worker's single-enqueue rate swung
- * between about 750 and 1,760 jobs/s from run to run (LAB.md).
+ * between about 750 and 1,760 jobs/s from run to run (measured on the 2-core lab machine).
  */
 export const DURABLE_SETTINGS: Readonly<Record<string, string>> = {
   fsync: 'on',

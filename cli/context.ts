@@ -3,8 +3,9 @@
  * so commands that fail validation never connect), a clock, and the signal that ends long-running
  * commands (`mp stream tail --follow`) on SIGINT.
  *
- * Terminology (same words as DESIGN.md): a *job* is one row on a *queue*; a *stream* is an append-only
- * log of *events*, each at a *position* (offset); a consumer *group* remembers how far it has read.
+ * Terminology (the same words as the README and docs/architecture.md): a *job* is one row on a *queue*;
+ * a *stream* is an append-only log of *events*, each at a *position* (offset); a consumer *group*
+ * remembers how far it has read.
  */
 import pg from 'pg';
 import { ConfigError, mapDatabaseErrors } from '../sql/errors.ts';

@@ -3,9 +3,9 @@
  * kind lookup with its near miss, the checks that refuse bad input before anything is written, and
  * following an operation's events until it ends.
  *
- * Terminology (DESIGN.md): an *operation* is one intent (a row in `mp.operations` and a job on `mp_ops`);
- * an *agent* claims and executes it; each step is an *event* on the stream `mp_events` (key = the
- * operation id); the *target* says which agents may claim it.
+ * Terminology (README, docs/architecture.md): an *operation* is one intent (a row in `mp.operations` and
+ * a job on `mp_ops`); an *agent* claims and executes it; each step is an *event* on the stream
+ * `mp_events` (key = the operation id); the *target* says which agents may claim it.
  */
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
