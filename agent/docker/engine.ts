@@ -7,7 +7,8 @@
  * scheduled containers; a *stack* is the set of services, networks, secrets and configs carrying the
  * label `com.docker.stack.namespace=<stack>`, as `docker stack deploy` creates them.
  */
-import Dockerode from 'dockerode';
+import { createRequire } from 'node:module';
+import type Dockerode from 'dockerode';
 import { fromDockerError } from './errors.ts';
 
 /** The label `docker stack deploy` puts on every object of a stack. */
@@ -97,6 +98,15 @@ export interface SwarmObject {
   id: string;
   name: string;
   labels: Record<string, string>;
+  /** A config's content, base64 (configs only: the engine never returns a secret's). */
+  data?: string;
+}
+
+/** A network as `GET /networks/{id}` describes it, narrowed. */
+export interface NetworkInfo extends SwarmObject {
+  driver: string;
+  /** `swarm` for overlay networks a stack can attach to; `local` for bridge and host networks. */
+  scope: string;
 }
 
 /** Filters the list calls accept; `label` entries are `key` or `key=value`. */
@@ -184,13 +194,26 @@ interface RawObject {
   Id?: string;
   Name?: string;
   Labels?: Record<string, string>;
-  Spec?: { Name?: string; Labels?: Record<string, string> };
+  Driver?: string;
+  Scope?: string;
+  Spec?: { Name?: string; Labels?: Record<string, string>; Data?: string };
 }
 
 /** Networks list `Id`, `Name`, `Labels`; secrets and configs list `ID`, `Spec.Name`, `Spec.Labels`. */
 function toObject(raw: RawObject): SwarmObject {
   const id = raw.ID ?? raw.Id ?? '';
-  return { id, name: raw.Spec?.Name ?? raw.Name ?? id, labels: labelsOf(raw.Spec?.Labels ?? raw.Labels) };
+  const obj: SwarmObject = { id, name: raw.Spec?.Name ?? raw.Name ?? id, labels: labelsOf(raw.Spec?.Labels ?? raw.Labels) };
+  if (typeof raw.Spec?.Data === 'string') obj.data = raw.Spec.Data;
+  return obj;
+}
+
+/** The JSON body of a secret or config create: `Data` is base64. */
+export interface SwarmObjectSpec {
+  Name: string;
+  Labels?: Record<string, string>;
+  Data: string;
+  Templating?: { Name: string };
+  Driver?: { Name: string; Options?: Record<string, string> };
 }
 
 /**
@@ -374,6 +397,18 @@ export class DockerEngine {
     return raw.map(toObject);
   }
 
+  /** One network by exact name or id; `NotFoundError` when there is none. */
+  async inspectNetwork(nameOrId: string): Promise<NetworkInfo> {
+    const raw = (await this.call(`network '${nameOrId}'`, () => this.api.getNetwork(nameOrId).inspect())) as RawObject;
+    return { ...toObject(raw), driver: raw.Driver ?? '', scope: raw.Scope ?? '' };
+  }
+
+  /** Creates a network from its create body (`Name`, `Driver`, `Labels`, ...); returns its id. */
+  async createNetwork(spec: Dockerode.NetworkCreateOptions): Promise<string> {
+    const net = await this.call(`network '${spec.Name}'`, () => this.api.createNetwork(spec));
+    return net.id;
+  }
+
   async removeNetwork(net: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
     await this.call(`network '${net.name}'`, () => this.api.getNetwork(net.id).remove());
   }
@@ -399,6 +434,15 @@ export class DockerEngine {
     return res.ID ?? res.id ?? '';
   }
 
+  /**
+   * Creates a secret from its full create body (`Data` already base64, optional `Templating` and
+   * `Driver`), as a stack deploy sends it; returns its id.
+   */
+  async createSecretSpec(spec: SwarmObjectSpec): Promise<string> {
+    const res = (await this.call(`secret '${spec.Name}'`, () => this.api.createSecret(spec))) as { ID?: string; id?: string };
+    return res.ID ?? res.id ?? '';
+  }
+
   async removeSecret(secret: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
     await this.call(`secret '${secret.name}'`, () => this.api.getSecret(secret.id).remove());
   }
@@ -407,6 +451,12 @@ export class DockerEngine {
   async listConfigs(filter?: ListFilter): Promise<SwarmObject[]> {
     const raw = (await this.call('the config list', () => this.api.listConfigs(filters(filter)))) as RawObject[];
     return raw.map(toObject);
+  }
+
+  /** Creates a config from its create body (`Data` base64, optional `Templating`); returns its id. */
+  async createConfig(spec: SwarmObjectSpec): Promise<string> {
+    const res = (await this.call(`config '${spec.Name}'`, () => this.api.createConfig(spec))) as { ID?: string; id?: string };
+    return res.ID ?? res.id ?? '';
   }
 
   async removeConfig(config: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
@@ -420,5 +470,8 @@ export class DockerEngine {
  */
 export function connectDocker(opts: ConnectOptions = {}): DockerEngine {
   const host = opts.host ?? process.env.DOCKER_HOST;
-  return new DockerEngine(new Dockerode(dockerodeOptions(host)), describeEndpoint(host));
+  // dockerode (and its ssh2, protobufjs, ...) takes 100+ ms to load: loaded only when an engine is
+  // connected, so CLI commands that merely validate operation payloads start fast.
+  const DockerodeClass = createRequire(import.meta.url)('dockerode') as typeof Dockerode;
+  return new DockerEngine(new DockerodeClass(dockerodeOptions(host)), describeEndpoint(host));
 }
