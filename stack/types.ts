@@ -29,7 +29,13 @@ export interface StackObject {
   name: string;
   external: boolean;
   /** The create body without `Data` (absent for external objects). */
-  spec?: { Name: string; Labels: Record<string, string>; Templating?: { Name: string } };
+  spec?: {
+    Name: string;
+    Labels: Record<string, string>;
+    Templating?: { Name: string };
+    /** A secret kept by a secrets driver plugin instead of the Raft log (no `data` then). */
+    Driver?: { Name: string; Options?: Record<string, string> };
+  };
   /** The content, base64, as `docker stack deploy` reads it from `file:` (absent for external objects). */
   data?: string;
   /** sha256 of the content (hex): lets a plan see a changed file without comparing data. */

@@ -1,0 +1,113 @@
+/**
+ * Validation of one Compose file against the Compose specification's JSON schema (vendored, see
+ * README.md), with errors as one line per problem: the key path and what is allowed there.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import { ConfigError } from '../../sql/errors.ts';
+import { nearMiss } from '../../agent/executors/near-miss.ts';
+
+// The schema is JSON data; reading it through require keeps this module free of file paths.
+const schema = createRequire(import.meta.url)('./compose-spec.json') as Record<string, unknown>;
+
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  // strict off: the schema uses annotation keywords (`deprecated`) ajv does not know; validateSchema
+  // off: its `$schema` URL has no trailing `#`, which ajv does not map to the draft-07 meta-schema.
+  compiled ??= new Ajv({ strict: false, allErrors: true, validateSchema: false, verbose: true }).compile(schema);
+  return compiled;
+}
+
+function keyPath(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+    .join('')
+    .replace(/^\./, '');
+}
+
+/** The properties a schema node allows, to suggest the near miss for an unknown key. */
+function allowedProperties(err: ErrorObject): string[] {
+  const props = (err.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return props ? Object.keys(props) : [];
+}
+
+function describe(err: ErrorObject): string {
+  const at = keyPath(err.instancePath) || '(top level)';
+  const params = err.params as Record<string, unknown>;
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const prop = String(params.additionalProperty);
+      const allowed = allowedProperties(err);
+      const guess = nearMiss(prop, allowed);
+      return `${at}: '${prop}' is not allowed${guess ? ` (did you mean '${guess}'?)` : ''}${
+        allowed.length && allowed.length <= 12 ? `; allowed: ${allowed.join(', ')}` : ''
+      }`;
+    }
+    case 'type':
+      return `${at}: must be ${String(params.type).replace(/,/g, ' or ')}`;
+    case 'enum':
+      return `${at}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'required':
+      return `${at}: '${String(params.missingProperty)}' is required`;
+    case 'pattern':
+      return `${at}: must match ${String(params.pattern)}`;
+    default:
+      return `${at}: ${err.message ?? err.keyword}`;
+  }
+}
+
+/**
+ * The problems of one file, one line each, most specific first. `oneOf`/`anyOf` failures are
+ * reported through their branches' errors when those are more precise (a path deeper in the file),
+ * so a wrong type inside a long-syntax entry does not come out as "must match exactly one schema".
+ */
+export function schemaErrors(config: unknown): string[] {
+  const validate = validator();
+  if (validate(config)) return [];
+  const errors = validate.errors ?? [];
+  const lines: string[] = [];
+  const deepest = new Map<string, number>();
+  for (const e of errors) deepest.set(e.instancePath, Math.max(deepest.get(e.instancePath) ?? 0, 1));
+  for (const e of errors) {
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') {
+      const deeper = errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath + '/'));
+      if (deeper) continue;
+    }
+    // Within a oneOf, the branch that failed on type is noise next to the branch that matched the type.
+    if (e.keyword === 'type' && errors.some((o) => o.instancePath.startsWith(e.instancePath + '/'))) continue;
+    const line = describe(e);
+    if (!lines.includes(line)) lines.push(line);
+  }
+  // Sibling type errors of a oneOf ("must be string", "must be object") read better as one line.
+  const merged: string[] = [];
+  for (const line of lines) {
+    const m = /^(.*): must be (.*)$/.exec(line);
+    const prev = m ? merged.findIndex((l) => l.startsWith(`${m[1]}: must be `)) : -1;
+    if (m && prev >= 0) merged[prev] = `${merged[prev]} or ${m[2]}`;
+    else merged.push(line);
+  }
+  return merged;
+}
+
+/**
+ * Throws `ConfigError` (`COMPOSE_SCHEMA`) listing every schema problem of `config`, one line each,
+ * prefixed with the file.
+ *
+ * @example
+ *   validateCompose({ services: { web: { deploy: { replicas: 'x' } } } }, 'compose.yaml')
+ *   // ConfigError: compose.yaml does not follow the Compose specification:
+ *   //   services.web.deploy.replicas: must be integer
+ */
+export function validateCompose(config: unknown, file: string): void {
+  const problems = schemaErrors(config);
+  if (problems.length === 0) return;
+  throw new ConfigError(
+    'COMPOSE_SCHEMA',
+    `${file} does not follow the Compose specification:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    'see https://github.com/compose-spec/compose-spec/blob/main/05-services.md for the keys a service takes',
+  );
+}
