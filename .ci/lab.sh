@@ -154,6 +154,11 @@ if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
   docker tag mp-lab/debian:bookworm debian:bookworm
   done_step "tag debian:bookworm"
 fi
+# node:20-bookworm-slim from that base and this machine's Node.js and npm, so `FROM node:20-bookworm-slim`
+# Dockerfiles (examples/hello) build unchanged. The script checks its own recipe (which includes the
+# Node.js version) and leaves an official image someone pulled alone.
+images/node/build.sh >&2
+done_step "image node:$(node -p 'process.versions.node.split(".")[0]')-bookworm-slim"
 
 # --- 5. the agent image -----------------------------------------------------------------------------
 # mp/agent (images/agent/build.sh) is this checkout's sources on Node.js: it needs node_modules, and
