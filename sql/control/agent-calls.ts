@@ -3,6 +3,7 @@
  * operations it claimed. Each is one SQL function of `0001_control.sql`.
  */
 import type pg from 'pg';
+import { guardPool } from '../connections.ts';
 import { mapDatabaseErrors } from '../errors.ts';
 import type { Operation, OperationStatus } from './database.ts';
 
@@ -22,7 +23,10 @@ export interface NodeRegistration {
 
 /** The agent-side view of the control plane, over one pool. */
 export class AgentCalls {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool) {
+    // The agent's pool lives as long as the agent: an idle client dying at a restart must not end it.
+    guardPool(pool);
+  }
 
   private async call<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
     return await mapDatabaseErrors(async () => (await this.pool.query<R>(text, values)).rows);

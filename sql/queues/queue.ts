@@ -17,6 +17,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import type { ZodType } from 'zod';
+import { Backoff, ChannelListener, guardPool, within } from '../connections.ts';
 import { ConfigError, mapDatabaseErrors } from '../errors.ts';
 import { checkPayload } from '../payload.ts';
 import { batchTypeParsers } from './timestamp-memo.ts';
@@ -77,7 +78,12 @@ export interface WorkOptions {
   pollIntervalMs?: number;
   /** How long `stop()` waits for running handlers before releasing their jobs, default 10,000 ms. */
   shutdownTimeoutMs?: number;
-  /** Called with errors the worker survives (a lost connection, a failed ack); default: ignore. */
+  /**
+   * Called with errors the worker survives: a lost connection (also the pool's own 'error' events, see
+   * sql/connections.ts), a failed claim, ack or lease extension. Default: ignore. The worker never exits
+   * on its own: while the database is unreachable it retries with backoff (100 ms doubling to 5 s,
+   * jittered) and resumes when it is back.
+   */
   onError?: (err: unknown) => void;
 }
 
@@ -137,6 +143,8 @@ export class Queue<T = unknown> {
     this.pool = opts.pool;
     this.name = opts.name;
     this.schema = opts.schema;
+    // An idle client dying at a server restart must not crash an app that added no pool.on('error').
+    guardPool(opts.pool);
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[], types?: pg.CustomTypesConfig): Promise<R[]> {
@@ -259,7 +267,19 @@ export class Queue<T = unknown> {
   }
 }
 
-/** A running `Queue.work` loop. */
+/** How long each closing database call of `stop()` may take: a dead server may never answer. */
+const STOP_CALL_TIMEOUT_MS = 5_000;
+
+/**
+ * A running `Queue.work` loop.
+ *
+ * Through a restart or a network drop: a failed claim keeps its acks for the next one and backs off
+ * (exponential, capped, jittered; a finished handler does not cut the pause short, or a busy worker would
+ * retry at the pace of its handlers); the LISTEN connection comes back in the background and the worker
+ * claims at once when it does; lease extensions that fail are reported and tried again at the next tick
+ * (every third of the lease, so one outage shorter than two thirds of the lease loses no lease). Jobs
+ * whose ack did not get through before a lease lapsed are handled again: delivery is at least once.
+ */
 export class Worker<T> {
   readonly id: string;
   private readonly concurrency: number;
@@ -273,9 +293,13 @@ export class Worker<T> {
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private wakeRequested = false;
+  private cancelPause: (() => void) | null = null;
   private waiting = false;
-  private listener: pg.Client | null = null;
+  private readonly listener: ChannelListener;
+  private readonly backoff = new Backoff(100, 5_000);
+  private unguard: () => void = () => {};
   private leaseTimer: NodeJS.Timeout | null = null;
+  private extending = false;
   private leaseSeconds = 30;
 
   constructor(
@@ -293,28 +317,25 @@ export class Worker<T> {
     if (this.concurrency < 1 || this.batch < 1) {
       throw new ConfigError('MP004', `concurrency and batch must be at least 1, got ${this.concurrency} and ${this.batch}`, 'pass positive numbers');
     }
+    this.listener = new ChannelListener({
+      pool: queue.pool,
+      channel: queueChannel(queue.name),
+      applicationName: `mp queue ${queue.name} listener`,
+      onWake: () => this.signal(),
+      onError: (err) => this.onError(err),
+    });
   }
 
   /** Starts listening and claiming; called by `Queue.work`. */
   start(): void {
-    this.loopDone = this.run();
+    this.unguard = guardPool(this.queue.pool, (err) => this.onError(err));
+    // run() reports every error itself; a rejection here would be an unhandled one, which exits Node.
+    this.loopDone = this.run().catch((err: unknown) => this.onError(err));
   }
 
   private signal(): void {
     this.wakeRequested = true;
     this.wake?.();
-  }
-
-  private async listen(): Promise<void> {
-    const client = new pg.Client(this.queue.pool.options);
-    client.on('notification', () => this.signal());
-    client.on('error', (err) => {
-      this.onError(err);
-      this.listener = null;
-    });
-    await client.connect();
-    await client.query(`listen ${pg.escapeIdentifier(queueChannel(this.queue.name))}`);
-    this.listener = client;
   }
 
   /** Waits for a NOTIFY, a finished handler or the poll timeout; true when it was the timeout. */
@@ -337,29 +358,64 @@ export class Worker<T> {
     return timedOut;
   }
 
+  /** Waits `ms` after a failure; only `stop()` cuts it short (that is the point of backing off). */
+  private async pause(ms: number): Promise<void> {
+    if (this.stopping) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.cancelPause = done;
+    });
+    this.cancelPause = null;
+  }
+
   /**
    * Registers (or renews) this worker as waiting, so enqueues send NOTIFY. It commits before the next
    * claim, so a job enqueued before the registration is found by that claim, and one enqueued after it
-   * sends a wake-up: nothing waits for the poll.
+   * sends a wake-up: nothing waits for the poll. False when the call failed (reported).
    */
-  private async setWaiting(waiting: boolean): Promise<void> {
+  private async setWaiting(waiting: boolean): Promise<boolean> {
     const fn = waiting ? 'mp.wait_for_jobs' : 'mp.done_waiting';
-    await this.queue.pool.query(`select ${fn}($1, $2)`, [this.queue.name, this.id]).then(
-      () => void (this.waiting = waiting),
-      (err: unknown) => this.onError(err),
+    return await this.queue.pool.query(`select ${fn}($1, $2)`, [this.queue.name, this.id]).then(
+      () => {
+        this.waiting = waiting;
+        return true;
+      },
+      (err: unknown) => {
+        this.onError(err);
+        return false;
+      },
     );
   }
 
+  /** The lease to extend handlers' jobs by: the option, else the queue's, read (with retries) once. */
+  private async readLeaseSeconds(): Promise<number> {
+    if (this.opts.leaseSeconds !== undefined) return this.opts.leaseSeconds;
+    while (!this.stopping) {
+      try {
+        const { rows } = await this.queue.pool.query<{ lease_seconds: number }>(`select lease_seconds from mp.queues where name = $1`, [this.queue.name]);
+        this.backoff.reset();
+        return rows[0]?.lease_seconds ?? 30;
+      } catch (err) {
+        this.onError(err);
+        await this.pause(this.backoff.next());
+      }
+    }
+    return 30;
+  }
+
   private async run(): Promise<void> {
-    const stats = await this.queue.pool.query<{ lease_seconds: number }>(`select lease_seconds from mp.queues where name = $1`, [this.queue.name]);
-    this.leaseSeconds = this.opts.leaseSeconds ?? stats.rows[0]?.lease_seconds ?? 30;
+    this.listener.ensure();
+    this.leaseSeconds = await this.readLeaseSeconds();
     // Lease extension well before expiry: a third of the lease leaves two chances to succeed.
     this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(200, (this.leaseSeconds * 1000) / 3));
     let renew = false;
     while (!this.stopping) {
-      if (!this.listener) {
-        await this.listen().catch((err: unknown) => this.onError(err));
-      }
+      // Never waits: while the listener is away the poll fallback keeps the worker going.
+      this.listener.ensure();
       const free = this.concurrency - this.inFlight.size;
       if (free <= 0) {
         if (this.waiting) await this.setWaiting(false);
@@ -367,7 +423,10 @@ export class Worker<T> {
         continue;
       }
       if (renew) {
-        await this.setWaiting(true);
+        if (!(await this.setWaiting(true))) {
+          await this.pause(this.backoff.next());
+          continue;
+        }
         renew = false;
       }
       const want = Math.min(this.batch, free);
@@ -376,23 +435,33 @@ export class Worker<T> {
       try {
         jobs = await this.queue.claim(this.id, { batch: want, leaseSeconds: this.opts.leaseSeconds, targets: this.opts.targets, ack: acks });
       } catch (err) {
-        // The database is unreachable or refused: keep the acks for later, back off, never spin.
+        // The database is unreachable or refused: keep the acks for later, back off, never spin. The
+        // waiter registration may have gone with the outage (or gone stale): renew it before claiming.
+        // If the claim did commit and only its answer was lost, its acks are no-ops when sent again and
+        // its jobs come back when their lease lapses.
         this.pendingAcks.unshift(...acks);
         this.onError(err);
-        renew = await this.sleepUntilWoken();
+        renew = true;
+        await this.pause(this.backoff.next());
         continue;
+      }
+      this.backoff.reset();
+      if (this.stopping) {
+        // stop() gave up waiting for this claim: nobody will run these jobs, hand them back now.
+        if (jobs.length > 0) await this.queue.release(jobs.map((j) => j.id)).catch((err: unknown) => this.onError(err));
+        break;
       }
       for (const job of jobs) this.startJob(job);
       if (jobs.length === want) {
         if (this.waiting) await this.setWaiting(false);
       } else if (!this.waiting) {
         // Register, then claim again at once (see setWaiting) before going to sleep.
-        await this.setWaiting(true);
+        if (!(await this.setWaiting(true))) await this.pause(this.backoff.next());
       } else {
         renew = await this.sleepUntilWoken();
       }
     }
-    if (this.waiting) await this.setWaiting(false);
+    if (this.waiting) await within(this.setWaiting(false), STOP_CALL_TIMEOUT_MS);
   }
 
   private startJob(job: Job<T>): void {
@@ -404,6 +473,8 @@ export class Worker<T> {
       } catch (err) {
         if (err instanceof LeaseLostError) return;
         const message = err instanceof Error ? err.message : String(err);
+        // If this fails too (the database is away), the job stays running until its lease lapses, then
+        // it is claimed again: the attempt is not lost, only retried later.
         await this.queue.fail(job.id, message).catch((e: unknown) => this.onError(e));
       } finally {
         this.inFlight.delete(job.id);
@@ -413,18 +484,34 @@ export class Worker<T> {
     this.inFlight.set(job.id, run);
   }
 
-  /** Acks what is pending without a claim (at stop); resolves when every pending ack was sent. */
+  /** Acks what is pending without a claim (at stop); each try bounded, so a dead server cannot hold stop(). */
   private async flushAcks(): Promise<void> {
     while (this.pendingAcks.length > 0) {
       const ids = this.pendingAcks.splice(0);
-      await this.queue.ack(ids).catch((err: unknown) => this.onError(err));
+      const sent = await within(
+        this.queue.ack(ids).then(
+          () => 'sent' as const,
+          (err: unknown) => {
+            this.onError(err);
+            return 'failed' as const;
+          },
+        ),
+        STOP_CALL_TIMEOUT_MS,
+      );
+      if (sent === undefined) this.onError(new Error(`acks of ${ids.length} finished jobs did not get through within ${STOP_CALL_TIMEOUT_MS} ms; they will be handled again`));
     }
   }
 
   private async extendLeases(): Promise<void> {
     const ids = [...this.inFlight.keys()];
-    if (ids.length === 0) return;
-    await this.queue.extendLease(ids, this.leaseSeconds).catch((err: unknown) => this.onError(err));
+    // One extension at a time: against an unreachable server they would pile up behind each other.
+    if (ids.length === 0 || this.extending) return;
+    this.extending = true;
+    try {
+      await this.queue.extendLease(ids, this.leaseSeconds).catch((err: unknown) => this.onError(err));
+    } finally {
+      this.extending = false;
+    }
   }
 
   /** Jobs whose handlers are running now. */
@@ -435,21 +522,24 @@ export class Worker<T> {
   /**
    * Stops claiming, waits up to `shutdownTimeoutMs` for running handlers, releases the jobs of handlers
    * still running after that (they are claimable again at once), flushes acks and closes the listener.
+   * Bounded while the database is down: a claim in flight is waited for at most `shutdownTimeoutMs`,
+   * and each closing call (release, ack, the listener's goodbye) at most 5 s.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.signal();
-    await this.loopDone;
-    const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.shutdownTimeoutMs).unref());
+    this.cancelPause?.();
+    if ((await within(this.loopDone!.then(() => 'done' as const), this.shutdownTimeoutMs)) === undefined) {
+      this.onError(new Error(`worker ${this.id}: its last claim did not return within ${this.shutdownTimeoutMs} ms; stopping without it`));
+    }
     const all = Promise.all(this.inFlight.values()).then(() => 'done' as const);
-    if ((await Promise.race([all, deadline])) === 'timeout') {
-      await this.queue.release([...this.inFlight.keys()]).catch((err: unknown) => this.onError(err));
+    if ((await within(all, this.shutdownTimeoutMs)) === undefined) {
+      await within(this.queue.release([...this.inFlight.keys()]).catch((err: unknown) => this.onError(err)), STOP_CALL_TIMEOUT_MS);
     }
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     await this.flushAcks();
-    const listener = this.listener;
-    this.listener = null;
-    await listener?.end().catch(() => {});
+    await this.listener.close(STOP_CALL_TIMEOUT_MS);
+    this.unguard();
   }
 }

@@ -19,6 +19,7 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import type { ZodType } from 'zod';
+import { Backoff, ChannelListener, guardPool, isTransientDatabaseError, within } from '../connections.ts';
 import { ConfigError, ConflictError, mapDatabaseErrors } from '../errors.ts';
 import { checkPayload } from '../payload.ts';
 
@@ -56,7 +57,12 @@ export interface SubscribeOptions {
   start?: 'earliest' | 'latest' | Pos;
   /** Polling fallback when no NOTIFY arrives (NOTIFY is lossy), default 1000 ms. */
   pollIntervalMs?: number;
-  /** Called with errors the subscription survives (a failed handler, a lost connection); default: ignore. */
+  /**
+   * Called with errors the subscription survives: a failed handler, a lost connection (also the pool's own
+   * 'error' events, see sql/connections.ts), a failed poll or commit. Default: ignore. The subscription
+   * never exits on its own: while the database is unreachable it retries with backoff (100 ms doubling to
+   * 5 s, jittered) and resumes when it is back.
+   */
   onError?: (err: unknown) => void;
 }
 
@@ -107,6 +113,8 @@ export class Stream<T = unknown> {
     this.pool = opts.pool;
     this.name = opts.name;
     this.schema = opts.schema;
+    // An idle client dying at a server restart must not crash an app that added no pool.on('error').
+    guardPool(opts.pool);
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
@@ -252,7 +260,18 @@ export class Stream<T = unknown> {
   }
 }
 
-/** A running `Stream.subscribe` loop. */
+/** How long each closing database call of `stop()` may take: a dead server may never answer. */
+const STOP_CALL_TIMEOUT_MS = 5_000;
+
+/**
+ * A running `Stream.subscribe` loop.
+ *
+ * Through a restart or a network drop: a failed poll backs off (exponential, capped, jittered); a commit
+ * that fails on a broken connection is tried again with backoff for up to one lease, so the batch is not
+ * handled twice for a blip; the LISTEN connection comes back in the background and the
+ * subscription polls at once when it does. Nothing is skipped: an uncommitted batch stays leased to this
+ * member and is delivered again (to any member) once its lease lapses.
+ */
 export class Subscription<T> {
   readonly member: string;
   private readonly batch: number;
@@ -261,10 +280,13 @@ export class Subscription<T> {
   private readonly onError: (err: unknown) => void;
   private stopping = false;
   private loopDone: Promise<void> | null = null;
+  private handlerDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private wakeRequested = false;
   private cancelPause: (() => void) | null = null;
-  private listener: pg.Client | null = null;
+  private readonly listener: ChannelListener;
+  private readonly backoff = new Backoff(100, 5_000);
+  private unguard: () => void = () => {};
 
   constructor(
     private readonly stream: Stream<T>,
@@ -280,38 +302,28 @@ export class Subscription<T> {
     if (!(this.batch >= 1) || !(this.leaseSeconds >= 1)) {
       throw new ConfigError('MP004', `batch and leaseSeconds must be at least 1, got ${this.batch} and ${this.leaseSeconds}`, 'pass positive numbers');
     }
+    // Its own connection, not a pool one: LISTEN belongs to a session, and a pooled client would carry
+    // it to unrelated queries. The application_name makes it visible in pg_stat_activity.
+    this.listener = new ChannelListener({
+      pool: stream.pool,
+      channel: streamChannel(stream.name),
+      applicationName: `mp stream ${stream.name} listener`,
+      onWake: () => this.signal(),
+      onError: (err) => this.onError(err),
+    });
   }
 
   /** Listens, then starts the poll loop; called by `Stream.subscribe`. */
   async start(): Promise<void> {
-    await this.listen();
-    this.loopDone = this.run();
+    await mapDatabaseErrors(() => this.listener.connect());
+    this.unguard = guardPool(this.stream.pool, (err) => this.onError(err));
+    // run() reports every error itself; a rejection here would be an unhandled one, which exits Node.
+    this.loopDone = this.run().catch((err: unknown) => this.onError(err));
   }
 
   private signal(): void {
     this.wakeRequested = true;
     this.wake?.();
-  }
-
-  private async listen(): Promise<void> {
-    // Its own connection, not a pool one: LISTEN belongs to a session, and a pooled client would carry
-    // it to unrelated queries. The application_name makes it visible in pg_stat_activity.
-    const client = new pg.Client({ ...this.stream.pool.options, application_name: `mp stream ${this.stream.name} listener` });
-    client.on('notification', () => this.signal());
-    client.on('error', (err) => {
-      this.onError(err);
-      if (this.listener === client) this.listener = null;
-      // The run loop connects a new listener; this one must not linger half-open.
-      client.end().catch(() => {});
-    });
-    await mapDatabaseErrors(() => client.connect());
-    try {
-      await client.query(`listen ${pg.escapeIdentifier(streamChannel(this.stream.name))}`);
-    } catch (err) {
-      await client.end().catch(() => {});
-      throw err;
-    }
-    this.listener = client;
   }
 
   private async sleepUntilWoken(): Promise<void> {
@@ -347,10 +359,8 @@ export class Subscription<T> {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      if (!this.listener) {
-        // Reconnect lazily; until then the polling fallback keeps delivery going.
-        await this.listen().catch((err: unknown) => this.onError(err));
-      }
+      // Never waits: until the listener is back the polling fallback keeps delivery going.
+      this.listener.ensure();
       // Cleared before polling: a NOTIFY that arrives while the poll runs must cause another poll.
       this.wakeRequested = false;
       let events: StreamEvent<T>[];
@@ -358,9 +368,10 @@ export class Subscription<T> {
         events = await this.stream.poll(this.group, this.member, this.batch, this.leaseSeconds);
       } catch (err) {
         this.onError(err);
-        await this.pause(this.pollIntervalMs);
+        await this.pause(this.backoff.next());
         continue;
       }
+      this.backoff.reset();
       if (events.length === 0) {
         await this.sleepUntilWoken();
         continue;
@@ -368,15 +379,23 @@ export class Subscription<T> {
       const lastPos = events[events.length - 1]!.pos;
       const stopExtending = this.keepLease(lastPos);
       let failed = false;
-      try {
+      const handled = (async () => {
         // Validation on receive counts as a handler failure: the batch stays uncommitted and visible
         // as lag, rather than being skipped silently.
         const checked = events.map((e) => ({ ...e, payload: this.stream.checked(e.payload) }));
         await this.handler(checked);
+      })();
+      this.handlerDone = handled.then(
+        () => {},
+        () => {},
+      );
+      try {
+        await handled;
       } catch (err) {
         failed = true;
         this.onError(err);
       } finally {
+        this.handlerDone = null;
         // Before the commit: an extension landing after it would find nothing and report the batch lost.
         await stopExtending();
       }
@@ -386,7 +405,27 @@ export class Subscription<T> {
         await this.pause(this.pollIntervalMs);
         continue;
       }
-      await this.stream.commit(this.group, lastPos).catch((err: unknown) => this.onError(err));
+      await this.commitWithRetry(lastPos).catch((err: unknown) => this.onError(err));
+    }
+  }
+
+  /**
+   * Commits the batch up to `pos`, retrying a broken connection with backoff for at most one lease (the
+   * batch is delivered again after that anyway) or until stop. Rejects with the last error if it gives
+   * up; the batch is then delivered again once its lease lapses.
+   */
+  private async commitWithRetry(pos: string): Promise<void> {
+    const giveUpAt = Date.now() + this.leaseSeconds * 1000;
+    const backoff = new Backoff(100, 2_000);
+    for (;;) {
+      try {
+        await this.stream.commit(this.group, pos);
+        return;
+      } catch (err) {
+        if (!isTransientDatabaseError(err) || this.stopping || Date.now() >= giveUpAt) throw err;
+        this.onError(err);
+        await this.pause(backoff.next());
+      }
     }
   }
 
@@ -394,7 +433,8 @@ export class Subscription<T> {
    * Extends the lease of the batch holding `pos` every third of the lease (two more chances before it
    * lapses if one fails) until the returned function is called; that resolves once no extension is in
    * flight. Only this batch: an earlier one whose handler failed is still leased to this member and must
-   * expire to be delivered again.
+   * expire to be delivered again. A failed extension (the database away) is reported and tried again at
+   * the next tick; only an extension that got through and found nothing is a lost lease.
    */
   private keepLease(pos: string): () => Promise<void> {
     let inFlight: Promise<void> | null = null;
@@ -424,21 +464,23 @@ export class Subscription<T> {
     }, Math.max(200, (this.leaseSeconds * 1000) / 3));
     return async () => {
       clearInterval(timer);
-      await inFlight;
+      await within(inFlight ?? Promise.resolve(), STOP_CALL_TIMEOUT_MS);
     };
   }
 
   /**
    * Stops polling, lets the batch in flight finish (its handler and commit), then closes the listener.
-   * Resolves when nothing of this subscription is left running or connected.
+   * Resolves when nothing of this subscription is left running or connected. Bounded while the database
+   * is down: after the handler has returned, the loop's last database call is waited for at most 5 s, and
+   * so is the listener's goodbye.
    */
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
     this.cancelPause?.();
-    await this.loopDone;
-    const listener = this.listener;
-    this.listener = null;
-    if (listener) await listener.end().catch((err: unknown) => this.onError(err));
+    await this.handlerDone;
+    await within(this.loopDone ?? Promise.resolve(), STOP_CALL_TIMEOUT_MS);
+    await this.listener.close(STOP_CALL_TIMEOUT_MS);
+    this.unguard();
   }
 }
