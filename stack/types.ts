@@ -38,6 +38,12 @@ export interface StackObject {
   };
   /** The content, base64, as `docker stack deploy` reads it from `file:` (absent for external objects). */
   data?: string;
+  /**
+   * A secret's content sealed to the cluster key instead of `data` (sql/control/secrets.ts
+   * `sealStackSecrets`), so a release never holds it in plaintext; the deploy executor opens it with
+   * `ExecutorContext.openSealed`.
+   */
+  sealed?: string;
   /** sha256 of the content (hex): lets a plan see a changed file without comparing data. */
   digest?: string;
 }

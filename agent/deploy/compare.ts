@@ -12,12 +12,15 @@ type Dict = Record<string, unknown>;
 
 const isDict = (v: unknown): v is Dict => !!v && typeof v === 'object' && !Array.isArray(v);
 
-/** Drops what carries no meaning: null, '', false, 0, empty lists and objects (Go's omitempty zeroes). */
+/**
+ * Drops what carries no meaning: null, '', false, 0, empty lists and objects (Go's omitempty zeroes);
+ * sorts keys, since the engine returns fields in its own order.
+ */
 function prune(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(prune);
+  if (Array.isArray(value)) return value.length ? value.map((v) => prune(v) ?? null) : undefined;
   if (isDict(value)) {
     const out: Dict = {};
-    for (const [k, v] of Object.entries(value)) {
+    for (const [k, v] of Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const p = prune(v);
       if (p === undefined) continue;
       out[k] = p;
@@ -67,6 +70,14 @@ export function normaliseServiceSpec(spec: Dockerode.ServiceSpec, networkNames: 
       Protocol: p.Protocol || 'tcp',
       PublishMode: p.PublishMode || 'ingress',
     }));
+  }
+  // Swarm stores an update policy's unset failure action and order as its defaults.
+  for (const key of ['UpdateConfig', 'RollbackConfig'] as const) {
+    const u = s[key];
+    if (isDict(u)) {
+      if (!u.FailureAction) u.FailureAction = 'pause';
+      if (!u.Order) u.Order = 'stop-first';
+    }
   }
   const mode = normalMode(s.Mode);
   delete s.Mode;
