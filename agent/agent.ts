@@ -165,6 +165,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 
   async function runOperationJob(job: Job<OpJob>): Promise<void> {
     const opId = String(job.payload.op);
+    // If a start did commit and only its answer was lost, the retry records one more attempt (events say
+    // "resumed"); the operation still ends once, with the attempt this call returns.
     const op = await persistently(`starting operation ${opId}`, () => calls.start(opId, name));
     if (op.status !== 'running') return; // cancelled before it started, or already ended
     const attempt = op.attempts;

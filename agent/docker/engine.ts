@@ -216,6 +216,51 @@ export interface SwarmObjectSpec {
   Driver?: { Name: string; Options?: Record<string, string> };
 }
 
+/** Query parameters of `POST /build` that MiniPaaS sets (the Docker Engine API's names). */
+export interface ImageBuildOptions {
+  /** Names to tag the image with, `name:tag` each; the first one names it in messages. */
+  tags?: string[];
+  /** The Dockerfile's path inside the context; default `Dockerfile`. */
+  dockerfile?: string;
+  /** `ARG` values. */
+  buildargs?: Record<string, string>;
+  /** The stage to build in a multi-stage Dockerfile; default the last. */
+  target?: string;
+  /** Labels set on the image. */
+  labels?: Record<string, string>;
+  /** Build every step again, ignoring the layer cache. */
+  nocache?: boolean;
+  /** Pull a newer version of each `FROM` image first. */
+  pull?: boolean;
+  /** The network `RUN` steps use (`host`, `none`, a network name); default the engine's bridge. */
+  networkmode?: string;
+  /** Aborts the build: the connection is closed, which makes the engine stop it. */
+  signal?: AbortSignal;
+}
+
+/** One JSON message of the build progress stream, narrowed to the fields a build reads. */
+export interface BuildMessage {
+  /** Builder output: `Step 2/5 : RUN ...`, ` ---> Running in ...`, and what the step prints. */
+  stream?: string;
+  /** Pull progress of a `FROM` image (with `id` and `progress`), and other status lines. */
+  status?: string;
+  id?: string;
+  progress?: string;
+  /** Set when the build failed; the last message of the stream. */
+  error?: string;
+  errorDetail?: { code?: number; message?: string };
+  /** `{ ID: 'sha256:...' }` once the image exists. */
+  aux?: { ID?: string };
+}
+
+/** How a build ended, as the engine said it. */
+export interface BuildOutcome {
+  /** `sha256:...`, when the engine reported it (it does on success). */
+  imageId?: string;
+  /** The engine's error message when a step failed. */
+  error?: string;
+}
+
 /**
  * The text of a non-TTY log stream: frames of an 8-byte header (stream type, 3 zero bytes, big-endian
  * length) and the payload. A buffer that does not start like a frame is TTY output, already plain text.
@@ -461,6 +506,68 @@ export class DockerEngine {
 
   async removeConfig(config: Pick<SwarmObject, 'id' | 'name'>): Promise<void> {
     await this.call(`config '${config.name}'`, () => this.api.getConfig(config.id).remove());
+  }
+
+  /**
+   * `POST /build` with the classic builder: builds an image from a context tar (`agent/build/context.ts`),
+   * calling `onMessage` with each JSON message of the progress stream as it arrives. Resolves when
+   * the stream ends, with the image id and the error the engine reported: a failed Dockerfile step is
+   * an outcome (the caller names the step, see `agent/build/build.ts`), not an exception. Throws a
+   * `DockerError` when the engine refuses the request itself or the connection fails.
+   *
+   * @example
+   *   const { imageId, error } = await docker.buildImage(tar, { tags: ['hello-api:1'] }, (m) => log(m.stream));
+   */
+  async buildImage(
+    context: NodeJS.ReadableStream,
+    opts: ImageBuildOptions,
+    onMessage: (message: BuildMessage) => void = () => {},
+  ): Promise<BuildOutcome> {
+    const subject = `the build of ${opts.tags?.[0] ? `image '${opts.tags[0]}'` : 'an image'}`;
+    // version=1 asks for the classic builder explicitly: BuildKit over this endpoint needs a session
+    // (gRPC over a hijacked connection). forcerm removes the containers of failed steps, which the
+    // engine would otherwise leave behind on every failed build.
+    const query: Record<string, unknown> = { version: '1', rm: true, forcerm: true };
+    if (opts.tags?.length) query.t = opts.tags;
+    if (opts.dockerfile) query.dockerfile = opts.dockerfile;
+    if (opts.buildargs && Object.keys(opts.buildargs).length) query.buildargs = opts.buildargs;
+    if (opts.target) query.target = opts.target;
+    if (opts.labels && Object.keys(opts.labels).length) query.labels = opts.labels;
+    if (opts.nocache) query.nocache = true;
+    if (opts.pull) query.pull = true;
+    if (opts.networkmode) query.networkmode = opts.networkmode;
+    // docker-modem sends `_query` as the query string; abortSignal goes to the request only.
+    const dial = { _query: query, abortSignal: opts.signal } as unknown as Dockerode.ImageBuildOptions;
+    const res = (await this.call(subject, () =>
+      this.api.buildImage(context, dial),
+    )) as NodeJS.ReadableStream;
+
+    const outcome: BuildOutcome = {};
+    const take = (line: string): void => {
+      if (!line.trim()) return;
+      let message: BuildMessage;
+      try {
+        message = JSON.parse(line) as BuildMessage;
+      } catch {
+        message = { stream: `${line}\n` }; // not JSON: keep it as output rather than lose it
+      }
+      if (message.aux?.ID) outcome.imageId = message.aux.ID;
+      if (message.error) outcome.error = message.errorDetail?.message || message.error;
+      onMessage(message);
+    };
+    await this.call(subject, async () => {
+      let buf = '';
+      for await (const chunk of res as AsyncIterable<Buffer | string>) {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          take(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      }
+      take(buf);
+    });
+    return outcome;
   }
 }
 

@@ -44,6 +44,12 @@ it('a bare pool survives its idle and checked-out clients being terminated, and 
   await waitFor('the pool error to reach onError', () => errors.some((e) => /terminating connection/.test(String(e))), { timeoutMs: 5_000 });
   await expect(held.query('select 1')).rejects.toThrow();
   held.release(true);
+  // The LISTEN session was terminated too: it comes back by itself.
+  await waitFor(
+    'the worker to LISTEN again',
+    async () => (await db.pool.query(`select 1 from pg_stat_activity where application_name = 'mp queue guarded listener'`)).rowCount === 1,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   await queue.enqueue({ after: 'restart' });
   await waitFor('the worker to go on claiming', async () => (await queue.stats()).waiting === 0, { timeoutMs: 10_000, intervalMs: 50 });
   await worker.stop();
