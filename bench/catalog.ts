@@ -1,7 +1,7 @@
 /** Every workload and contender the benchmark knows, by the names the command line uses. */
 import type { ContenderFactory } from './contenders/contender.ts';
 import { graphileWorker } from './contenders/graphile-worker.ts';
-import { miniPaas, miniPaasSql } from './contenders/minipaas.ts';
+import { miniPaas, miniPaasSql, miniPaasSqlListen } from './contenders/minipaas.ts';
 import { miniPaasStreams } from './contenders/minipaas-streams.ts';
 import { compat, original } from './contenders/original.ts';
 import { pgBoss } from './contenders/pg-boss.ts';
@@ -29,5 +29,5 @@ export const STREAM_WORKLOADS: StreamWorkload[] = [
   streamGroup,
   streamLatency,
 ];
-export const CONTENDERS: ContenderFactory[] = [miniPaas, miniPaasSql, graphileWorker, pgBoss, original, compat];
+export const CONTENDERS: ContenderFactory[] = [miniPaas, miniPaasSql, miniPaasSqlListen, graphileWorker, pgBoss, original, compat];
 export const STREAM_SUBJECTS = [miniPaasStreams];

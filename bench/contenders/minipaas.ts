@@ -1,7 +1,9 @@
 /**
  * MiniPaaS queues through their SQL API (`mp.enqueue`, `mp.enqueue_batch`, `mp.claim`, `mp.ack`),
- * migrated by the real migrator. Two worker styles are measured:
- * - `minipaas-sql`: the raw loop an application in any language would write (sql-loop.ts);
+ * migrated by the real migrator. Three worker styles are measured:
+ * - `minipaas-sql-listen`: the README's raw loop, as an application in any language writes it: each
+ *   loop LISTENs on its own connection and claims; nothing else (a short claim registers it as waiting);
+ * - `minipaas-sql`: the same loop announcing its waits by hand with `mp.wait_for_jobs` (sql-loop.ts);
  * - `minipaas`: the TypeScript client's `Queue.work` (sql/queues/queue.ts), once it exists.
  * The raw variant names its statements (prepared once per connection, as graphile-worker's are); the
  * client variant enqueues and works through `Queue` exactly as an application would.
@@ -99,6 +101,45 @@ abstract class MiniPaasBase implements Contender {
   }
 }
 
+/** The claim and ack of both raw loops: prepared statements on the loop's connection. */
+const rawClaimAck = {
+  claim: async (client: pg.Client, batch: number, worker: string): Promise<Claimed> => {
+    const { rows } = await client.query<{ id: string; payload: JobPayload }>({
+      name: 'mp_claim',
+      text: CLAIM,
+      values: [QUEUE, worker, batch],
+    });
+    return { ids: rows.map((r) => r.id), payloads: rows.map((r) => r.payload) };
+  },
+  ack: async (client: pg.Client, ids: string[]): Promise<void> => {
+    await client.query({ name: 'mp_ack', text: ACK, values: [ids] });
+  },
+};
+
+/** Poll fallback of the README loop: long, so its latency shows NOTIFY wake-ups, not polling. */
+const LISTEN_POLL_MS = 10_000;
+
+class MiniPaasSqlListen extends MiniPaasBase {
+  readonly name = 'minipaas-sql-listen';
+  readonly settings = `raw SQL as in the README: ${LOOPS} loops, each LISTENs on its own connection, claim batch ${BATCH} + ack, no mp.wait_for_jobs; poll fallback ${LISTEN_POLL_MS / 1000} s`;
+
+  startWorkers(handler: (job: JobPayload) => void): Promise<Workers> {
+    return startSqlLoops(
+      {
+        url: this.url,
+        loops: LOOPS,
+        batch: BATCH,
+        channel: `mp_queue_${QUEUE}`,
+        listenOnEachLoop: true,
+        idleWaitMs: LISTEN_POLL_MS,
+        // A claim that comes back short registers its worker as waiting (sql/queues/0004).
+        ...rawClaimAck,
+      },
+      handler,
+    );
+  }
+}
+
 class MiniPaasSql extends MiniPaasBase {
   readonly name = 'minipaas-sql';
   readonly settings = `raw SQL: ${LOOPS} loops, claim batch ${BATCH}, LISTEN wake-ups announced with mp.wait_for_jobs`;
@@ -111,17 +152,7 @@ class MiniPaasSql extends MiniPaasBase {
         batch: BATCH,
         channel: `mp_queue_${QUEUE}`,
         idleWaitMs: 1000,
-        claim: async (client, batch, worker): Promise<Claimed> => {
-          const { rows } = await client.query<{ id: string; payload: JobPayload }>({
-            name: 'mp_claim',
-            text: CLAIM,
-            values: [QUEUE, worker, batch],
-          });
-          return { ids: rows.map((r) => r.id), payloads: rows.map((r) => r.payload) };
-        },
-        ack: async (client, ids) => {
-          await client.query({ name: 'mp_ack', text: ACK, values: [ids] });
-        },
+        ...rawClaimAck,
         // Enqueues NOTIFY only while some worker waits (NOTIFY serialises commits; sql/queues/0002).
         announceWait: async (client, worker) => {
           await client.query({ name: 'mp_wait', text: `select mp.wait_for_jobs($1, $2)`, values: [QUEUE, worker] });
@@ -189,6 +220,12 @@ class MiniPaasClient extends MiniPaasBase {
 export const miniPaas: ContenderFactory = {
   name: 'minipaas',
   create: () => new MiniPaasClient(),
+  available: hasQueueSql,
+};
+
+export const miniPaasSqlListen: ContenderFactory = {
+  name: 'minipaas-sql-listen',
+  create: () => new MiniPaasSqlListen(),
   available: hasQueueSql,
 };
 

@@ -2,7 +2,9 @@
  * Workers for contenders that are only SQL functions (MiniPaaS's raw API, the original functions):
  * `loops` connections each claim a batch, run the handler on every job, ack the batch, and claim
  * again. When a claim comes back short the loop sleeps until a NOTIFY on `channel` (or `idleWaitMs`
- * without one), which is how an application would write it: wake-ups, never tight polling.
+ * without one), which is how an application would write it: wake-ups, never tight polling. The
+ * notifications come through one shared listening connection, or (`listenOnEachLoop`) each loop
+ * LISTENs on its own connection, as separate worker processes of another language would.
  */
 import pg from 'pg';
 import type { JobPayload, Workers } from './contender.ts';
@@ -21,6 +23,8 @@ export interface SqlLoopOptions {
   ack(client: pg.Client, ids: string[]): Promise<void>;
   /** LISTEN channel that announces new jobs; without one, loops re-poll every `idleWaitMs`. */
   channel?: string;
+  /** Each loop LISTENs on its claiming connection and is woken by its own notifications only. */
+  listenOnEachLoop?: boolean;
   /** Longest sleep after a short claim (the safety net when a wake-up is missed). */
   idleWaitMs: number;
   /**
@@ -37,25 +41,32 @@ export interface SqlLoopOptions {
 /** Starts the loops; `stop` lets each finish its current batch, then closes every connection. */
 export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayload) => void): Promise<Workers> {
   let stopped = false;
-  const wakeups = new Wakeups();
+  const shared = new Wakeups();
+  const perLoop = Boolean(opts.channel && opts.listenOnEachLoop);
 
   let listener: pg.Client | undefined;
-  if (opts.channel) {
+  if (opts.channel && !perLoop) {
     listener = new pg.Client({ connectionString: opts.url });
     await listener.connect();
-    listener.on('notification', wakeups.wakeAll);
+    listener.on('notification', shared.wakeAll);
     await listener.query(`listen ${pg.escapeIdentifier(opts.channel)}`);
   }
 
-  const clients = await Promise.all(
+  const loops = await Promise.all(
     Array.from({ length: opts.loops }, async () => {
-      const c = new pg.Client({ connectionString: opts.url });
-      await c.connect();
-      return c;
+      const client = new pg.Client({ connectionString: opts.url });
+      await client.connect();
+      const wakeups = perLoop ? new Wakeups() : shared;
+      if (perLoop) {
+        client.on('notification', wakeups.wakeAll);
+        await client.query(`listen ${pg.escapeIdentifier(opts.channel!)}`);
+      }
+      return { client, wakeups };
     }),
   );
+  const clients = loops.map((l) => l.client);
 
-  const loop = async (client: pg.Client, worker: string): Promise<void> => {
+  const loop = async ({ client, wakeups }: { client: pg.Client; wakeups: Wakeups }, worker: string): Promise<void> => {
     let announcedAt = Number.NEGATIVE_INFINITY;
     while (!stopped) {
       const seen = wakeups.seen;
@@ -77,12 +88,12 @@ export async function startSqlLoops(opts: SqlLoopOptions, handler: (job: JobPayl
       if (!stopped) await wakeups.sleep(seen, opts.idleWaitMs);
     }
   };
-  const running = clients.map((c, i) => loop(c, `bench-${i}`));
+  const running = loops.map((l, i) => loop(l, `bench-${i}`));
 
   return {
     stop: async () => {
       stopped = true;
-      wakeups.wakeAll();
+      for (const l of loops) l.wakeups.wakeAll();
       try {
         await Promise.all(running);
         if (opts.doneWaiting) await Promise.all(clients.map((c, i) => opts.doneWaiting!(c, `bench-${i}`)));

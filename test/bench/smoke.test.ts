@@ -53,6 +53,13 @@ describe('bench --smoke', () => {
     }
   });
 
+  it("measures the README's raw SQL loop (LISTEN + mp.claim, no mp.wait_for_jobs) in the latency workload", () => {
+    const row = results.rows.find((r) => r.workload === 'latency' && r.subject === 'minipaas-sql-listen');
+    // Whether it is woken by NOTIFY is test/sql/queues/raw-loop.test.ts's business (no timing here).
+    expect(row?.errors).toEqual([]);
+    expect(row?.settings).toMatch(/no mp\.wait_for_jobs/);
+  });
+
   it('produces positive, finite numbers for every metric', () => {
     for (const row of results.rows) {
       for (const m of row.metricInfo) {
