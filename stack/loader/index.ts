@@ -10,7 +10,7 @@
 import { ConfigError } from '../../sql/errors.ts';
 import { validateCompose } from '../schema/validate.ts';
 import { interpolateConfig, type Environment } from './interpolation.ts';
-import { mergeComposeFiles } from './merge.ts';
+import { mergeComposeFiles, stripMarkers } from './merge.ts';
 import { normalizeService, normalizeTopLevel } from './normalize.ts';
 import { parseComposeYaml, type ComposeFile } from './yaml.ts';
 
@@ -76,7 +76,8 @@ export function loadCompose(input: LoadInput): ComposeModel {
   const normalised = input.files.map((file) => {
     const parsed = parseComposeYaml(file);
     const interpolated = interpolateConfig(parsed, input.env, file.path);
-    validateCompose(interpolated, file.path);
+    // !reset and !override are merge instructions: the schema checks the values they carry.
+    validateCompose(stripMarkers(interpolated), file.path);
     const services = dict(interpolated.services);
     for (const [name, svc] of Object.entries(services)) {
       const forbidden = Object.keys(dict(svc)).filter((k) => k in FORBIDDEN);

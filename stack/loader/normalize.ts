@@ -7,6 +7,7 @@
  * ports/volumes/secrets/configs their long objects.
  */
 import { ConfigError } from '../../sql/errors.ts';
+import { OverrideValue, ResetValue } from './yaml.ts';
 
 type Dict = Record<string, unknown>;
 
@@ -59,7 +60,11 @@ export function toMapping(value: unknown, sep: string, allowNull: boolean): Reco
       else out[s.slice(0, at)] = s.slice(at + sep.length);
     }
   } else if (isDict(value)) {
-    for (const [k, v] of Object.entries(value)) out[k] = v === null || v === undefined ? (allowNull ? null : '') : String(v);
+    for (const [k, v] of Object.entries(value)) {
+      // merge markers pass through to merge.ts
+      if (v instanceof ResetValue || v instanceof OverrideValue) out[k] = v as unknown as string;
+      else out[k] = v === null || v === undefined ? (allowNull ? null : '') : String(v);
+    }
   }
   return out;
 }
@@ -228,6 +233,12 @@ function objectRef(v: unknown): Dict {
 export function normalizeService(raw: Dict, file: string, name: string): Dict {
   const where = `${file}: services.${name}`;
   const svc: Dict = { ...raw };
+  // `key: !override VALUE`: normalise VALUE, keep the marker for the merge.
+  for (const [key, value] of Object.entries(svc)) {
+    if (value instanceof OverrideValue) {
+      svc[key] = new OverrideValue(normalizeService({ [key]: value.value }, file, name)[key]);
+    }
+  }
   try {
     for (const key of ['command', 'entrypoint'] as const) {
       if (typeof svc[key] === 'string') svc[key] = shellSplit(svc[key]);

@@ -4,7 +4,7 @@
  * The tags `!reset` and `!override` of the Compose specification's merge rules become marker objects
  * (`ResetValue`, `OverrideValue`) that `merge.ts` acts on; nothing else sees them.
  */
-import { parseDocument, type ScalarTag, type Tags } from 'yaml';
+import { isNode, parseDocument, Scalar, visit, type ScalarTag, type Tags } from 'yaml';
 import { ConfigError } from '../../sql/errors.ts';
 
 /** `!reset`: the override file removes the value the earlier files set. */
@@ -33,21 +33,21 @@ const legacyOctal: ScalarTag = {
 };
 
 function customTags(tags: Tags): Tags {
-  const reset = { tag: '!reset', resolve: () => new ResetValue() };
-  const resetMap = { tag: '!reset', collection: 'map' as const, resolve: () => new ResetValue() };
-  const resetSeq = { tag: '!reset', collection: 'seq' as const, resolve: () => new ResetValue() };
-  const override = { tag: '!override', resolve: (v: unknown) => new OverrideValue(v) };
-  const overrideMap = {
-    tag: '!override',
-    collection: 'map' as const,
-    resolve: (v: unknown) => new OverrideValue(v),
-  };
-  const overrideSeq = {
-    tag: '!override',
-    collection: 'seq' as const,
-    resolve: (v: unknown) => new OverrideValue(v),
-  };
-  return [legacyOctal, ...tags, reset, resetMap, resetSeq, override, overrideMap, overrideSeq] as Tags;
+  return [legacyOctal, ...tags];
+}
+
+/**
+ * Turns `!reset` and `!override` nodes (scalars, sequences or mappings) into scalars holding the
+ * markers, so `toJS` returns them as they are.
+ */
+function markMergeTags(doc: ReturnType<typeof parseDocument>): void {
+  visit(doc, {
+    Node(_key, node) {
+      if (!isNode(node) || (node.tag !== '!reset' && node.tag !== '!override')) return undefined;
+      const marker = node.tag === '!reset' ? new ResetValue() : new OverrideValue(node.toJS(doc));
+      return new Scalar(marker);
+    },
+  });
 }
 
 /**
@@ -60,6 +60,7 @@ function customTags(tags: Tags): Tags {
 export function parseComposeYaml(file: ComposeFile): Record<string, unknown> {
   const doc = parseDocument(file.content, { uniqueKeys: true, merge: true, customTags });
   const err = doc.errors[0];
+  if (!err) markMergeTags(doc);
   if (err) {
     const pos = err.linePos?.[0];
     const where = pos ? `${file.path}:${pos.line}:${pos.col}` : file.path;

@@ -70,15 +70,14 @@ export function schemaErrors(config: unknown): string[] {
   if (validate(config)) return [];
   const errors = validate.errors ?? [];
   const lines: string[] = [];
-  const deepest = new Map<string, number>();
-  for (const e of errors) deepest.set(e.instancePath, Math.max(deepest.get(e.instancePath) ?? 0, 1));
+  const within = (e: ErrorObject, o: ErrorObject): boolean =>
+    o.instancePath === e.instancePath || o.instancePath.startsWith(e.instancePath + '/');
   for (const e of errors) {
-    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') {
-      const deeper = errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath + '/'));
-      if (deeper) continue;
-    }
-    // Within a oneOf, the branch that failed on type is noise next to the branch that matched the type.
-    if (e.keyword === 'type' && errors.some((o) => o.instancePath.startsWith(e.instancePath + '/'))) continue;
+    // A oneOf/anyOf failure, and the type mismatches of its other branches ("must be string" next to
+    // the object branch's real problem), are noise when a branch says something more precise.
+    const precise = (o: ErrorObject): boolean => o !== e && within(e, o) && !['oneOf', 'anyOf', 'if', 'type'].includes(o.keyword);
+    if (e.keyword === 'type' && errors.some(precise)) continue;
+    if (['oneOf', 'anyOf', 'if'].includes(e.keyword) && errors.some((o) => o !== e && within(e, o))) continue;
     const line = describe(e);
     if (!lines.includes(line)) lines.push(line);
   }

@@ -1,0 +1,176 @@
+/**
+ * Text-level changes to one Compose file, located through the `yaml` Document API (node ranges), so
+ * that everything the change does not touch stays byte for byte: comments, blank lines, quoting, key
+ * order, octal modes (`0440`), flow spacing. Re-stringifying the whole document would not keep those
+ * (it moves comments, respaces flow collections and rewrites `0440` as `440`), so the document is only
+ * used to find where to write, and to stringify the new fragment.
+ *
+ * Terminology: a *fragment* is the YAML text of the new key or list item; the *unit* is the file's
+ * indentation step; a *dash offset* is how far a block list's `-` sits right of its parent key.
+ */
+import { isMap, isScalar, isSeq, stringify, type Document, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
+
+/** One insertion or replacement in the original text. */
+export interface Splice {
+  at: number;
+  /** Characters replaced from `at` (0: a pure insertion). */
+  remove: number;
+  text: string;
+}
+
+/** How the file is written: inferred once per file, applied to every fragment. */
+export interface FileStyle {
+  unit: number;
+  /** Columns between a key and the `-` of its block list (0: `key:\n- a`, unit: `key:\n  - a`). */
+  dashOffset: number;
+  newline: string;
+}
+
+type Range = [number, number, number];
+
+const rangeOf = (n: Node): Range => (n.range ?? [0, 0, 0]) as Range;
+
+function lineStart(src: string, at: number): number {
+  return src.lastIndexOf('\n', at - 1) + 1;
+}
+
+function columnOf(src: string, at: number): number {
+  return at - lineStart(src, at);
+}
+
+/** The offset just past the newline ending the line that holds `at` (the text's end if none). */
+function afterLine(src: string, at: number): number {
+  const nl = src.indexOf('\n', at);
+  return nl === -1 ? src.length : nl + 1;
+}
+
+/** The file's indentation unit and list style, from its first nested key and first block list. */
+export function inferStyle(doc: Document, src: string): FileStyle {
+  let unit = 0;
+  let dashOffset = -1;
+  const visit = (node: unknown, keyCol: number | undefined): void => {
+    if (isMap(node) && !node.flow) {
+      for (const pair of node.items) {
+        const key = pair.key as Node | null;
+        if (!key || !key.range) continue;
+        const col = columnOf(src, key.range[0]);
+        if (keyCol !== undefined && unit === 0 && col > keyCol) unit = col - keyCol;
+        visit(pair.value, col);
+      }
+    } else if (isSeq(node) && !node.flow) {
+      const first = node.items[0] as Node | undefined;
+      if (first?.range && keyCol !== undefined && dashOffset < 0) {
+        const dash = src.lastIndexOf('-', first.range[0] - 1);
+        if (dash >= lineStart(src, first.range[0])) dashOffset = columnOf(src, dash) - keyCol;
+      }
+      for (const item of node.items) visit(item, undefined);
+    }
+  };
+  visit(doc.contents, undefined);
+  const u = unit || 2;
+  return { unit: u, dashOffset: dashOffset < 0 ? u : dashOffset, newline: src.includes('\r\n') ? '\r\n' : '\n' };
+}
+
+/** `value` as block YAML lines in the file's style, each prefixed by `indent` spaces. */
+function blockLines(value: unknown, style: FileStyle, indent: number): string {
+  const text = stringify(value, { indent: style.unit, indentSeq: style.dashOffset > 0, lineWidth: 0 });
+  const pad = ' '.repeat(indent);
+  return text
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l) => (l === '' ? l : pad + l))
+    .join(style.newline);
+}
+
+/** `value` as one flow-style fragment (`db_password`, `{ source: x }`). */
+function flowText(value: unknown): string {
+  return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).replace(/\n$/, '');
+}
+
+/** Where a new line after the last item of a block collection goes. */
+function afterLastItem(src: string, last: Node): number {
+  const [, valueEnd] = rangeOf(last);
+  return afterLine(src, Math.max(valueEnd - 1, rangeOf(last)[0]));
+}
+
+/** Ensures the text before an insertion at `at` ends with a newline (a file with no final newline). */
+function leadingNewline(src: string, at: number, style: FileStyle): string {
+  return at > 0 && src[at - 1] !== '\n' ? style.newline : '';
+}
+
+/**
+ * Adds `key: value` to a map. A block map gets new lines after its last pair, at its keys' column; a
+ * flow map gets `, key: value` before its `}`; an empty value (`key:` with nothing) becomes a block.
+ */
+export function insertPair(src: string, map: YAMLMap, key: string, value: unknown, style: FileStyle): Splice {
+  if (map.flow) {
+    const last = map.items.at(-1);
+    const fragment = `${flowText({ [key]: value }).replace(/^\{ ?| ?\}$/g, '')}`;
+    if (!last) {
+      const [start] = rangeOf(map);
+      return { at: start + 1, remove: 0, text: ` ${fragment} ` };
+    }
+    const end = rangeOf((last.value ?? last.key) as Node)[1];
+    return { at: end, remove: 0, text: `, ${fragment}` };
+  }
+  const first = map.items[0]?.key as Node | undefined;
+  const last = map.items.at(-1);
+  const lastNode = (last?.value ?? last?.key) as Node | undefined;
+  if (!first || !lastNode) throw new Error('insertPair: empty block map');
+  const col = columnOf(src, rangeOf(first)[0]);
+  const at = afterLastItem(src, lastNode);
+  return { at, remove: 0, text: `${leadingNewline(src, at, style)}${blockLines({ [key]: value }, style, col)}${style.newline}` };
+}
+
+/**
+ * Fills an empty value (`secrets:` followed by nothing, or `~`/`null`) of the key at `keyNode` with a
+ * block collection one unit (or, for a list, one dash offset) deeper.
+ */
+export function fillEmpty(src: string, keyNode: Node, valueNode: Node | null, value: unknown, style: FileStyle): Splice {
+  const col = columnOf(src, rangeOf(keyNode)[0]);
+  const deeper = Array.isArray(value) ? col + style.dashOffset : col + style.unit;
+  const text = `${style.newline}${blockLines(value, style, deeper)}`;
+  if (valueNode && isScalar(valueNode) && valueNode.range && valueNode.range[1] > valueNode.range[0]) {
+    // `key: ~` / `key: null`: the scalar goes, and the space before it too.
+    const [start, end] = valueNode.range;
+    const from = src[start - 1] === ' ' ? start - 1 : start;
+    return { at: from, remove: end - from, text };
+  }
+  return { at: rangeOf(keyNode)[1] + 1, remove: 0, text };
+}
+
+/** Adds `item` to a list: a line after the last block item at its dash, or `, item` in a flow list. */
+export function appendItem(src: string, seq: YAMLSeq, item: unknown, style: FileStyle): Splice {
+  const last = seq.items.at(-1) as Node | undefined;
+  if (seq.flow) {
+    if (!last) return { at: rangeOf(seq)[0] + 1, remove: 0, text: flowText(item) };
+    return { at: rangeOf(last)[1], remove: 0, text: `, ${flowText(item)}` };
+  }
+  if (!last) throw new Error('appendItem: empty block list');
+  const first = seq.items[0] as Node;
+  const dash = src.lastIndexOf('-', rangeOf(first)[0] - 1);
+  const col = columnOf(src, dash);
+  const at = afterLastItem(src, last);
+  // blockLines writes `- item` at column 0 for a top-level list; indent it to the existing dashes.
+  return { at, remove: 0, text: `${leadingNewline(src, at, style)}${blockLines([item], { ...style, dashOffset: 0 }, col)}${style.newline}` };
+}
+
+/** Replaces a scalar's text by `value` (plain or quoted as `yaml` chooses); comments around it stay. */
+export function replaceScalar(src: string, node: Node, value: unknown): Splice {
+  const [start, end] = rangeOf(node);
+  return { at: start, remove: end - start, text: flowText(value) };
+}
+
+/** A new top-level `key:` section at the end of the file, after a blank line. */
+export function appendTopLevel(src: string, key: string, value: unknown, style: FileStyle): Splice {
+  const at = src.length;
+  const sep = src.length === 0 ? '' : src.endsWith('\n') ? style.newline : `${style.newline}${style.newline}`;
+  return { at, remove: 0, text: `${sep}${blockLines({ [key]: value }, style, 0)}${style.newline}` };
+}
+
+/** Applies splices (non-overlapping) to `src`. */
+export function applySplices(src: string, splices: Splice[]): string {
+  let out = src;
+  for (const s of [...splices].sort((a, b) => b.at - a.at)) out = out.slice(0, s.at) + s.text + out.slice(s.at + s.remove);
+  return out;
+}
