@@ -234,7 +234,7 @@ export function planComposeEdits(files: ComposeText[], edits: ComposeEdit[]): Ed
       if (!texts.has(edit.file)) throw new ConfigError('COMPOSE_EDIT', `${edit.file} is not one of the environment's Compose files (${files.map((f) => f.path).join(', ')})`);
       path = edit.file;
     } else {
-      const service = edit.op === 'add-entry' ? edit.service : edit.service;
+      const service = edit.service;
       if (service === undefined) throw new ConfigError('COMPOSE_EDIT', `an add-entry edit of ${edit.op === 'add-entry' ? edit.section : ''} needs a file or a service`);
       path = definingFile(current(), service).path;
     }

@@ -71,20 +71,48 @@ export function inferStyle(doc: Document, src: string): FileStyle {
   return { unit: u, dashOffset: dashOffset < 0 ? u : dashOffset, newline: src.includes('\r\n') ? '\r\n' : '\n' };
 }
 
-/** `value` as block YAML lines in the file's style, each prefixed by `indent` spaces. */
+/** A scalar or key as `yaml` would write it (plain when it can be, quoted when it must). */
+function scalarText(v: unknown): string {
+  return stringify(v, null, { lineWidth: 0 }).replace(/\n$/, '');
+}
+
+/**
+ * `value` as block YAML lines in the file's style, the first at column `indent`. Written here rather
+ * than by `yaml`'s stringifier, whose list indentation cannot express every file's (`indentSeq: false`
+ * still indents the dash in 2.9).
+ */
 function blockLines(value: unknown, style: FileStyle, indent: number): string {
-  const text = stringify(value, { indent: style.unit, indentSeq: style.dashOffset > 0, lineWidth: 0 });
-  const pad = ' '.repeat(indent);
-  return text
-    .replace(/\n$/, '')
-    .split('\n')
-    .map((l) => (l === '' ? l : pad + l))
-    .join(style.newline);
+  const pad = (n: number): string => ' '.repeat(n);
+  const isCollection = (v: unknown): v is object => typeof v === 'object' && v !== null && (Array.isArray(v) ? v.length > 0 : Object.keys(v).length > 0);
+  const lines: string[] = [];
+  const emitMap = (m: Record<string, unknown>, col: number, firstPrefix?: string): void => {
+    Object.entries(m).forEach(([k, v], i) => {
+      const lead = i === 0 && firstPrefix !== undefined ? firstPrefix : pad(col);
+      if (!isCollection(v)) lines.push(`${lead}${scalarText(k)}: ${typeof v === 'object' && v !== null ? flowText(v) : scalarText(v)}`);
+      else if (Array.isArray(v)) {
+        lines.push(`${lead}${scalarText(k)}:`);
+        emitSeq(v, col + style.dashOffset);
+      } else {
+        lines.push(`${lead}${scalarText(k)}:`);
+        emitMap(v as Record<string, unknown>, col + style.unit);
+      }
+    });
+  };
+  const emitSeq = (items: unknown[], col: number): void => {
+    for (const item of items) {
+      if (isCollection(item) && !Array.isArray(item)) emitMap(item as Record<string, unknown>, col + 2, `${pad(col)}- `);
+      else lines.push(`${pad(col)}- ${typeof item === 'object' && item !== null ? flowText(item) : scalarText(item)}`);
+    }
+  };
+  if (Array.isArray(value)) emitSeq(value, indent);
+  else if (isCollection(value)) emitMap(value as Record<string, unknown>, indent);
+  else lines.push(pad(indent) + scalarText(value));
+  return lines.join(style.newline);
 }
 
 /** `value` as one flow-style fragment (`db_password`, `{ source: x }`). */
 function flowText(value: unknown): string {
-  return stringify(value, { collectionStyle: 'flow', lineWidth: 0 }).replace(/\n$/, '');
+  return stringify(value, null, { collectionStyle: 'flow', lineWidth: 0 }).replace(/\n$/, '');
 }
 
 /** Where a new line after the last item of a block collection goes. */
@@ -151,8 +179,7 @@ export function appendItem(src: string, seq: YAMLSeq, item: unknown, style: File
   const dash = src.lastIndexOf('-', rangeOf(first)[0] - 1);
   const col = columnOf(src, dash);
   const at = afterLastItem(src, last);
-  // blockLines writes `- item` at column 0 for a top-level list; indent it to the existing dashes.
-  return { at, remove: 0, text: `${leadingNewline(src, at, style)}${blockLines([item], { ...style, dashOffset: 0 }, col)}${style.newline}` };
+  return { at, remove: 0, text: `${leadingNewline(src, at, style)}${blockLines([item], style, col)}${style.newline}` };
 }
 
 /** Replaces a scalar's text by `value` (plain or quoted as `yaml` chooses); comments around it stay. */
