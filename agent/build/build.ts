@@ -61,6 +61,8 @@ export class BuildFailedError extends DockerError {
 
 const STEP = /^Step (\d+)\/(\d+) : (.*)$/;
 /** The classic builder's own lines, told apart from what a step prints. */
+// eslint-disable-next-line no-control-regex -- matching the escape character is the point
+const ANSI_COLOUR = /\x1b\[[0-9;]*m/g;
 const BOOKKEEPING = /^( ---> |Removing intermediate container |Successfully built |Successfully tagged )/;
 
 /**
@@ -78,7 +80,8 @@ class ProgressLines {
   ) {}
 
   text(chunk: string): void {
-    const lines = (this.partial + chunk).split(/\r\n|\n|\r/);
+    // The classic builder colours a step's stderr (ESC[91m ... ESC[0m): plain text for messages and logs.
+    const lines = (this.partial + chunk.replace(ANSI_COLOUR, '')).split(/\r\n|\n|\r/);
     this.partial = lines.pop() ?? '';
     for (const line of lines) this.line(line);
   }

@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type Dockerode from 'dockerode';
-import { fromDockerError } from './errors.ts';
+import { engineMessage, fromDockerError } from './errors.ts';
 
 /** The label `docker stack deploy` puts on every object of a stack. */
 export const STACK_NAMESPACE_LABEL = 'com.docker.stack.namespace';
@@ -538,9 +538,19 @@ export class DockerEngine {
     if (opts.networkmode) query.networkmode = opts.networkmode;
     // docker-modem sends `_query` as the query string; abortSignal goes to the request only.
     const dial = { _query: query, abortSignal: opts.signal } as unknown as Dockerode.ImageBuildOptions;
-    const res = (await this.call(subject, () =>
-      this.api.buildImage(context, dial),
-    )) as NodeJS.ReadableStream;
+    let res: NodeJS.ReadableStream;
+    try {
+      res = (await this.api.buildImage(context, dial)) as NodeJS.ReadableStream;
+    } catch (err) {
+      // 400 is the engine refusing the Dockerfile before any step ran (a parse error, an unknown
+      // target stage): a failed build like any other, for the caller to report with the Dockerfile.
+      const raw = err as { statusCode?: number; message?: string; json?: unknown };
+      if (raw.statusCode === 400) {
+        const detail = engineMessage({ message: raw.message ?? '', json: raw.json }).replace(/^unexpected - /, '');
+        return { error: detail };
+      }
+      throw fromDockerError(err, { endpoint: this.endpoint, subject });
+    }
 
     const outcome: BuildOutcome = {};
     const take = (line: string): void => {
