@@ -15,6 +15,13 @@ import { parseInput, reportError } from './errors.ts';
  */
 const commands = {
   agent: () => import('./commands/agent.ts'),
+  codeInit: () => import('./commands/code/init.ts'),
+  deployDiff: () => import('./commands/deploy/diff.ts'),
+  deployHistory: () => import('./commands/deploy/history.ts'),
+  deployRollout: () => import('./commands/deploy/rollout.ts'),
+  deployShow: () => import('./commands/deploy/show.ts'),
+  deployStatus: () => import('./commands/deploy/status.ts'),
+  rollback: () => import('./commands/rollback.ts'),
   agentInstall: () => import('./commands/agent/install.ts'),
   dbRoles: () => import('./commands/db/roles.ts'),
   dev: () => import('./commands/dev.ts'),
@@ -38,6 +45,15 @@ const commands = {
   streamGroups: () => import('./commands/stream/groups.ts'),
   streamLs: () => import('./commands/stream/ls.ts'),
   streamTail: () => import('./commands/stream/tail.ts'),
+  secretCreate: () => import('./commands/secret/create.ts'),
+  secretLs: () => import('./commands/secret/ls.ts'),
+  secretDelete: () => import('./commands/secret/delete.ts'),
+  secretPrune: () => import('./commands/secret/prune.ts'),
+  secretRotateKey: () => import('./commands/secret/rotate-key.ts'),
+  configCreate: () => import('./commands/config/create.ts'),
+  configLs: () => import('./commands/config/ls.ts'),
+  configDelete: () => import('./commands/config/delete.ts'),
+  configPrune: () => import('./commands/config/prune.ts'),
 } satisfies Record<string, () => Promise<CommandModule<z.ZodType>>>;
 
 /** What a command module exports. */
@@ -213,6 +229,91 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
 
   const db = program.command('db').description('database administration');
   leaf(db, 'roles', 'create the roles mp_cli, mp_agent and mp_app (or refresh their grants) and list them', commands.dbRoles);
+
+  // Environments and deploys: --env names an environment directory (DIR/minipaas.yaml).
+  const envDir = '--env <dir>';
+  const envDirHelp = 'environment directory holding minipaas.yaml';
+  const code = program.command('code').description('scaffold environments and their Compose files');
+  for (const parent of [code, program]) {
+    leaf(parent, 'init', 'write DIR/minipaas.yaml naming the Compose files, and register the environment', commands.codeInit)
+      .requiredOption(envDir, envDirHelp)
+      .option('--files <files...>', 'Compose files, loaded in order', ['compose.yaml'])
+      .option('--stack <name>', 'stack name (default: the directory name)')
+      .option('--version <version>', 'deploy.version: the image tag, ${VERSION} in the Compose files');
+  }
+  const rolloutOptions = (cmd: Command): Command =>
+    cmd
+      .requiredOption(envDir, envDirHelp)
+      .option('--dry-run', 'print what would be created, updated (field by field) and removed, without submitting')
+      .option('--detach', 'print the release and operation and return instead of following');
+  const deployCmd = rolloutOptions(
+    leaf(program, 'deploy', 'deploy an environment: record a release and converge the stack to it (waits until it runs)', commands.deployRollout, {
+      stopOn: ['SIGINT'],
+    }),
+  );
+  rolloutOptions(leaf(deployCmd, 'rollout', 'the same as `mp deploy` (the original\'s verb)', commands.deployRollout, { stopOn: ['SIGINT'] }));
+  leaf(deployCmd, 'history', 'the releases of an environment, newest first', commands.deployHistory)
+    .requiredOption(envDir, envDirHelp)
+    .option('--limit <n>', 'how many', '20');
+  leaf(deployCmd, 'show', 'one release: who, when, outcome, images and full spec', commands.deployShow)
+    .argument('<version>', 'release version')
+    .requiredOption(envDir, envDirHelp);
+  leaf(deployCmd, 'diff', 'field-by-field difference of two releases (default: the last one against the directory now)', commands.deployDiff)
+    .argument('[from]', 'release version (default: the last release)')
+    .argument('[to]', 'release version (default: what the directory would deploy now)')
+    .requiredOption(envDir, envDirHelp);
+  leaf(deployCmd, 'status', "each service's tasks and update state, and drift from the last release", commands.deployStatus).requiredOption(envDir, envDirHelp);
+  leaf(program, 'rollback', 're-apply a recorded release exactly (images, secrets, configs), as a new release', commands.rollback, { stopOn: ['SIGINT'] })
+    .requiredOption(envDir, envDirHelp)
+    .option('--to <version>', 'the release to restore (default: the succeeded one before the current)')
+    .option('--detach', 'return once submitted instead of following');
+
+  // Secrets (sealed to the cluster key) and configs of an environment directory; docs/secrets.md.
+  const collect = (v: string, all: string[]): string[] => [...all, v];
+  const secret = program.command('secret').description('secrets of an environment: sealed here, opened only by manager agents, versioned by content');
+  leaf(secret, 'create', 'store a secret read from stdin (or --from-file), sealed, and create its Swarm secret', commands.secretCreate, { stopOn: ['SIGINT'] })
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .requiredOption('--name <name>', 'secret name, as the Compose files refer to it')
+    .option('--for <service>', 'make this service use it (patches the first Compose file defining it); repeatable', collect, [])
+    .option('--from-file <file>', 'read the value from this file instead of stdin')
+    .option('--deploy', 'deploy the environment afterwards, moving its services to the new version')
+    .option('--detach', 'return once submitted instead of following');
+  leaf(secret, 'ls', "the versions of the environment's secrets, current first (never a value)", commands.secretLs)
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--all', 'also deleted versions');
+  leaf(secret, 'delete', 'delete a secret (every version, or --version ones) and remove it from Swarm', commands.secretDelete, { stopOn: ['SIGINT'] })
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .requiredOption('--name <name>', 'secret name')
+    .option('--version <version>', 'only this version; repeatable', collect)
+    .option('--detach', 'return once submitted instead of following');
+  leaf(secret, 'prune', 'list secret versions no recent release uses; --delete removes them', commands.secretPrune, { stopOn: ['SIGINT'] })
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--keep <n>', 'keep what the last n releases use', '5')
+    .option('--delete', 'delete them')
+    .option('--detach', 'return once submitted instead of following');
+  leaf(secret, 'rotate-key', 'make a new cluster key, re-seal every secret to it, destroy the old private key', commands.secretRotateKey, { stopOn: ['SIGINT'] })
+    .option('--detach', 'return once submitted instead of following');
+  const config = program.command('config').description('configs of an environment: files versioned by content, created as Swarm configs');
+  leaf(config, 'create', 'store a config file and create its Swarm config', commands.configCreate, { stopOn: ['SIGINT'] })
+    .argument('<file>', 'the file whose content the config holds')
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .requiredOption('--name <name>', 'config name, as the Compose files refer to it')
+    .option('--for <service>', 'make this service use it (patches the first Compose file defining it); repeatable', collect, [])
+    .option('--deploy', 'deploy the environment afterwards')
+    .option('--detach', 'return once submitted instead of following');
+  leaf(config, 'ls', "the versions of the environment's configs, current first", commands.configLs)
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--all', 'also deleted versions');
+  leaf(config, 'delete', 'delete a config (every version, or --version ones) and remove it from Swarm', commands.configDelete, { stopOn: ['SIGINT'] })
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .requiredOption('--name <name>', 'config name')
+    .option('--version <version>', 'only this version; repeatable', collect)
+    .option('--detach', 'return once submitted instead of following');
+  leaf(config, 'prune', 'list config versions no recent release uses; --delete removes them', commands.configPrune, { stopOn: ['SIGINT'] })
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--keep <n>', 'keep what the last n releases use', '5')
+    .option('--delete', 'delete them')
+    .option('--detach', 'return once submitted instead of following');
 
   const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {
     stopOn: ['SIGINT', 'SIGTERM'],

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import type Dockerode from 'dockerode';
 import { engineMessage, fromDockerError } from './errors.ts';
+import { DockerError } from '../../sql/errors.ts';
 
 /** The label `docker stack deploy` puts on every object of a stack. */
 export const STACK_NAMESPACE_LABEL = 'com.docker.stack.namespace';
@@ -60,6 +61,11 @@ export interface ServiceInfo {
   replicas?: number;
   /** When Swarm created the service (RFC 3339). */
   createdAt?: string;
+  /**
+   * The last rolling update, as Swarm reports it: `updating`, `paused`, `completed`, `rollback_started`,
+   * `rollback_paused`, `rollback_completed`; absent for a service never updated.
+   */
+  updateStatus?: { state: string; message?: string; startedAt?: string };
   spec: Dockerode.ServiceSpec;
 }
 
@@ -158,6 +164,9 @@ function toService(raw: Dockerode.Service): ServiceInfo {
     mode: kind,
     replicas: kind === 'replicated' ? (mode.Replicated?.Replicas ?? 1) : undefined,
     createdAt: raw.CreatedAt,
+    updateStatus: raw.UpdateStatus?.State
+      ? { state: raw.UpdateStatus.State, message: raw.UpdateStatus.Message, startedAt: raw.UpdateStatus.StartedAt }
+      : undefined,
     spec,
   };
 }
@@ -431,9 +440,32 @@ export class DockerEngine {
   }
 
   /** A local image by name or id: its id and labels; `NotFoundError` when this engine does not have it. */
-  async inspectImage(name: string): Promise<{ id: string; labels: Record<string, string> }> {
+  async inspectImage(name: string): Promise<{ id: string; labels: Record<string, string>; repoDigests: string[] }> {
     const raw = await this.call(`image '${name}'`, () => this.api.getImage(name).inspect());
-    return { id: raw.Id, labels: labelsOf(raw.Config?.Labels) };
+    return { id: raw.Id, labels: labelsOf(raw.Config?.Labels), repoDigests: raw.RepoDigests ?? [] };
+  }
+
+  /**
+   * Asks the image's registry (through the engine) for the digest of `name`; `NotFoundError` or
+   * `DockerError` when the registry does not know it or cannot be reached.
+   */
+  async registryDigest(name: string): Promise<string> {
+    const raw = (await this.call(`image '${name}' on its registry`, () =>
+      this.api.getImage(name).distribution(),
+    )) as { Descriptor?: { digest?: string } };
+    const digest = raw.Descriptor?.digest;
+    if (!digest) throw new DockerError('DOCKER_NO_DIGEST', `the registry of image '${name}' gave no digest`);
+    return digest;
+  }
+
+  /**
+   * Rolls a service back to its previous spec, as `docker service rollback` does: Swarm swaps in
+   * `PreviousSpec` and runs the rollback policy.
+   */
+  async rollbackService(service: Pick<ServiceInfo, 'id' | 'name' | 'version'>): Promise<void> {
+    const current = await this.inspectService(service.id);
+    const opts = { _query: { version: current.version, rollback: 'previous' }, _body: current.spec };
+    await this.call(`service '${service.name}'`, () => this.api.getService(service.id).update(opts));
   }
 
   /** Networks, optionally filtered. */

@@ -7,9 +7,14 @@
  */
 import { NotFoundError } from '../../sql/errors.ts';
 import { checkPayload } from '../../sql/payload.ts';
+import { configCreate } from './config-create.ts';
+import { deploy } from './deploy.ts';
 import { dockerInfo } from './docker-info.ts';
 import { jobRun } from './job-run.ts';
 import { listNames, nearMiss } from './near-miss.ts';
+import { secretCreate } from './secret-create.ts';
+import { configRemove, secretRemove } from './secret-remove.ts';
+import { secretsRotateKey } from './secret-rotate-key.ts';
 import { serviceScale } from './service-scale.ts';
 import { stackRemove } from './stack-remove.ts';
 import type { AnyExecutor, ExecutorContext, Json } from './types.ts';
@@ -18,7 +23,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([dockerInfo, jobRun, serviceScale, stackRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */

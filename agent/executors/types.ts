@@ -9,7 +9,9 @@
  *   and the observed state; unit tests assert on plans and `--dry-run` prints them.
  * - step: a progress event an executor reports while it runs (appended to the status stream).
  */
+import type pg from 'pg';
 import type { z } from 'zod';
+import type { ClusterKeys } from '../../sql/control/sealing.ts';
 import type { DockerEngine } from '../docker/engine.ts';
 
 /** Which agents may claim an operation: any Swarm manager, a named node, or any agent at all. */
@@ -30,6 +32,11 @@ export interface Logger {
 export interface ExecutorContext {
   docker: DockerEngine;
   /**
+   * The control-plane database, for executors whose operation refers to rows (a `deploy` reads its
+   * release). Absent in dry runs and in tests of executors that need none.
+   */
+  pool?: pg.Pool;
+  /**
    * The operation being executed (`mp.operations.id`): the same on every attempt, so executors can
    * name what they create after it and find it again when they resume after a crash (`mp-job-<id>`).
    */
@@ -40,6 +47,14 @@ export interface ExecutorContext {
    * stream keeps the order of steps.
    */
   step(name: string, message: string, data?: Record<string, Json | undefined>): void | Promise<void>;
+  /**
+   * Opens a value sealed to the cluster key (a secret's content; sql/control/sealing.ts). Present only
+   * on agents that hold the cluster's private key (manager agents). The value is registered for
+   * redaction before it is returned, so nothing the agent reports afterwards can carry it.
+   */
+  openSealed?(sealed: string): Promise<Buffer>;
+  /** The agent's key pairs, for the one executor that changes them (`secrets.rotate_key`). */
+  clusterKeys?: ClusterKeys;
   /** Aborted when the operation is cancelled or the agent shuts down; checked at safe points. */
   signal: AbortSignal;
   log: Logger;

@@ -1,0 +1,58 @@
+/**
+ * `mp deploy --env DIR [--dry-run] [--detach]` (also `mp deploy rollout`): loads and validates the
+ * environment directory, records the full desired stack as a new release and enqueues its `deploy`
+ * operation in the same transaction, then follows it until the stack has converged or failed.
+ */
+import { z } from 'zod';
+import { observeStack, planStack } from '../../../agent/deploy/index.ts';
+import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
+import type { Context } from '../../context.ts';
+import { environmentDocker, planLines, requester, submitRelease } from '../../deploys.ts';
+import { loadEnvironment } from '../../environment.ts';
+import { toJson } from '../../output.ts';
+
+export const options = z
+  .object({
+    env: z.string().min(1, 'name the environment directory, e.g. --env prod'),
+    dryRun: z.boolean().default(false),
+    detach: z.boolean().default(false),
+  })
+  .strict()
+  .refine((o) => !(o.detach && o.dryRun), { message: '--detach and --dry-run exclude each other', path: ['detach'] });
+export type Options = z.output<typeof options>;
+
+/**
+ * @example
+ *   $ mp deploy --env prod
+ *   release 7 of prod (deploy) recorded; operation 42
+ *   2026-12-01T22:31:39Z  queued     deploy queued for manager
+ *   2026-12-01T22:31:39Z  plan       plan: create 0, update 1 (api), remove 0, unchanged 3
+ *   2026-12-01T22:31:41Z  progress   shop_api 1/2 running (update updating)
+ *   ...
+ */
+export async function run(ctx: Context, opts: Options): Promise<void> {
+  const env = loadEnvironment(opts.env);
+  for (const warning of env.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  if (opts.dryRun) {
+    const docker = await environmentDocker(env.settings, '--dry-run');
+    const desired = applyPins(env.spec, await resolveImages(docker, env.spec));
+    const plan = planStack(desired, await observeStack(docker, desired.name, desired));
+    if (ctx.json) {
+      ctx.stdout.write(`${toJson({ environment: env.name, stack: desired.name, changed: plan.changed, actions: plan.actions })}\n`);
+      return;
+    }
+    ctx.stdout.write(`plan for ${env.name} (stack ${desired.name}), nothing submitted, as seen by ${docker.endpoint}:\n`);
+    for (const line of planLines(plan)) ctx.stdout.write(`  ${line}\n`);
+    if (!plan.changed) ctx.stdout.write('unchanged: the stack already matches the environment\n');
+    return;
+  }
+  // An image no node can get is refused before anything is written, when the engine answers here; the
+  // agent resolves and pins the images again where it runs.
+  const docker = await environmentDocker(env.settings, '`mp deploy`').catch(() => undefined);
+  if (docker) await resolveImages(docker, env.spec);
+  await submitRelease(
+    ctx,
+    { environment: env.name, stack: env.spec.name, spec: env.spec, kind: 'deploy', source: env.source, requestedBy: requester(env.source.git_commit) },
+    { detach: opts.detach },
+  );
+}
