@@ -28,6 +28,8 @@ import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queu
 import type { DockerEngine } from './docker/engine.ts';
 import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
 import { startMaintenance } from './maintenance.ts';
+import { secretScope } from './redact.ts';
+import type { ClusterKeys } from '../sql/control/sealing.ts';
 
 /** The agent's version, recorded on its node row. */
 export const AGENT_VERSION = '0.1.0';
@@ -53,6 +55,11 @@ export interface AgentOptions {
   /** How often the agent compacts the hot table mp.jobs (`mp queue compact`; default 10 minutes, 0: never). */
   maintenanceIntervalMs?: number;
   log?: Logger;
+  /**
+   * The cluster's private keys (`loadClusterKeys(MP_CLUSTER_KEY_FILE)`): executors can then open sealed
+   * values (`ctx.openSealed`). Manager agents hold them; without, secret operations fail.
+   */
+  clusterKeys?: ClusterKeys;
 }
 
 /** A started agent. */
@@ -95,7 +102,10 @@ async function identify(docker: DockerEngine | null): Promise<{ swarmNodeId: str
  * for `node:<name>` and `any` still reach it) and every Docker kind fails with the engine's error.
  */
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
-  const log = opts.log ?? silentLogger;
+  // Every secret value this agent opens, and its environments' values, are redacted from what it
+  // reports: steps, results, errors and log lines (agent/redact.ts).
+  const secrets = secretScope({ pool: opts.pool, keys: opts.clusterKeys, log: opts.log ?? silentLogger });
+  const log = secrets.redactor.logger(opts.log ?? silentLogger);
   const name = opts.name ?? hostname();
   const calls = new AgentCalls(opts.pool);
   const { swarmNodeId, swarmRole } = await identify(opts.docker).catch((err: unknown) => {
@@ -184,16 +194,21 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       signal: cancel.signal,
       log,
       step: async (step, message, data) => {
-        await persistently(`event ${step} of operation ${opId}`, () => calls.event(opId, step, message, 'info', data));
+        const [m, d] = [secrets.redactor.redact(message), secrets.redactor.redactJson(data)];
+        await persistently(`event ${step} of operation ${opId}`, () => calls.event(opId, step, m, 'info', d));
       },
+      ...(secrets.openSealed ? { openSealed: secrets.openSealed, clusterKeys: opts.clusterKeys } : {}),
     };
     const finish = (status: 'succeeded' | 'failed' | 'cancelled', result?: Json, error?: string): Promise<boolean> =>
-      persistently(`finishing operation ${opId}`, () => calls.finish(opId, attempt, status, result, error));
+      persistently(`finishing operation ${opId}`, () =>
+        calls.finish(opId, attempt, status, secrets.redactor.redactJson(result), error === undefined ? undefined : secrets.redactor.redact(error)),
+      );
     let finished: boolean;
     try {
       if (!opts.docker) {
         throw new Error(`no Docker engine on node ${name}: start dockerd or set DOCKER_HOST, then \`mp ops retry ${opId}\``);
       }
+      await secrets.loadEnvironment(op.environment);
       const executor = getExecutor(op.kind);
       const result: Json = await executor.execute(ctx, parsePayload(executor, op.payload));
       finished = cancel.signal.aborted ? await finish('cancelled') : await finish('succeeded', result);

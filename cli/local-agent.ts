@@ -8,6 +8,7 @@ import { startAgent, type RunningAgent } from '../agent/agent.ts';
 import { connectDocker, type DockerEngine } from '../agent/docker/engine.ts';
 import { executors, knownKinds, type Json, type Logger } from '../agent/executors/index.ts';
 import { ConflictError, mapDatabaseErrors } from '../sql/errors.ts';
+import { loadClusterKeys, type ClusterKeys } from '../sql/control/sealing.ts';
 import { loadMigrations } from '../sql/migrate.ts';
 import type { Context, Writer } from './context.ts';
 import { formatTime } from './output.ts';
@@ -113,9 +114,12 @@ export interface LocalAgent {
  */
 export async function runLocalAgent(
   ctx: Context,
-  opts: { url: string; name?: string; provisioner?: boolean; concurrency?: number; docker: DockerEngine | null },
+  opts: { url: string; name?: string; provisioner?: boolean; concurrency?: number; docker: DockerEngine | null; clusterKeys?: ClusterKeys },
 ): Promise<LocalAgent> {
   const concurrency = opts.concurrency ?? 4;
+  // The cluster key: given (`mp dev`), or the file MP_CLUSTER_KEY_FILE names (`mp agent install` mounts it).
+  const keyFile = process.env.MP_CLUSTER_KEY_FILE;
+  const clusterKeys = opts.clusterKeys ?? (keyFile ? await loadClusterKeys(keyFile) : undefined);
   // One connection per running operation, plus LISTEN, heartbeat, claims and the cancel checks.
   const pool = new pg.Pool({ connectionString: opts.url, max: concurrency + 4, application_name: 'mp agent' });
   pool.on('error', () => {});
@@ -128,6 +132,7 @@ export async function runLocalAgent(
       provisioner: opts.provisioner,
       concurrency,
       log: stderrLogger(ctx.stderr),
+      clusterKeys,
     });
   } catch (err) {
     await pool.end();

@@ -4,7 +4,9 @@
  * `dev`, and an agent on the local Docker engine; it runs one `docker.info` to show the loop working.
  */
 import { z } from 'zod';
+import { join } from 'node:path';
 import { createEnvironment, submitOperation } from '../../sql/control/database.ts';
+import { ensureClusterKeys } from '../../sql/control/sealing.ts';
 import { migrate } from '../../sql/migrate.ts';
 import { createContext, type Context } from '../context.ts';
 import { OperationFailedError, StoppedFollowingError } from '../errors.ts';
@@ -67,8 +69,12 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
       const migrated = await migrate({ connectionString: server.url, onApply: (id) => out(`applied ${id}`) });
       out(`database is up to date (${migrated.applied.length} applied now, ${migrated.alreadyApplied} before)`);
       await createEnvironment(control(dev), DEV_ENVIRONMENT);
+      // The cluster key secrets are sealed to: its private half in a 0600 file beside the data.
+      const keyFile = join(opts.dataDir, 'cluster.key');
+      const { keys, created } = await ensureClusterKeys(control(dev), keyFile);
+      out(`cluster key ${created ? 'created in' : 'read from'} ${keyFile} (mode 0600; secrets are sealed to it)`);
       const docker = await probeDocker(dev);
-      const local = await runLocalAgent(dev, { url: server.url, name: opts.name, docker });
+      const local = await runLocalAgent(dev, { url: server.url, name: opts.name, docker, clusterKeys: keys });
       try {
         const { agent } = local;
         out(`agent ${agent.name} registered; claims ${agent.targets.join(', ')}${docker ? ` on Docker at ${docker.endpoint}` : ' (no Docker engine)'}`);

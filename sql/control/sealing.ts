@@ -31,6 +31,8 @@ export interface ClusterKeyPair {
 /** The private side an agent holds: every pair it can open with, newest last. */
 export interface ClusterKeys {
   keys: ClusterKeyPair[];
+  /** The key file they were read from, when one: a key rotation writes the new pair there. */
+  path?: string;
 }
 
 let loading: Promise<typeof Sodium> | undefined;
@@ -136,12 +138,12 @@ export async function loadClusterKeys(path: string): Promise<ClusterKeys> {
     }
     throw err;
   }
-  return parseKeyFile(text, path);
+  return { ...parseKeyFile(text, path), path };
 }
 
 /** The key file's text: JSON, one pair per line, so a diff of two files shows which pair changed. */
 export function keyFileText(keys: ClusterKeys): string {
-  return `{"keys": [\n${keys.keys.map((k) => `  ${JSON.stringify(k)}`).join(',\n')}\n]}\n`;
+  return `{"keys": [\n${keys.keys.map((k) => `  ${JSON.stringify({ publicKey: k.publicKey, privateKey: k.privateKey })}`).join(',\n')}\n]}\n`;
 }
 
 /**
@@ -209,7 +211,7 @@ export async function ensureClusterKeys(db: QueryExecutorProvider, path: string)
   // lost), nothing is left behind that would look like the cluster's key.
   await registerClusterKey(db, keys.keys.at(-1)!.publicKey);
   if (created) await writeClusterKeys(path, keys);
-  return { keys, created };
+  return { keys: { ...keys, path }, created };
 }
 
 /** The scrypt cost of a secret version: 32 MiB and ~50 ms per guess, so guessing a weak value is slow. */

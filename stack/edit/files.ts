@@ -79,6 +79,14 @@ async function check(change: FileChange): Promise<number> {
 }
 
 /**
+ * Checks, without writing, that every changed file could be written now (writable, unchanged since it
+ * was read): commands call it before they record anything else, so bad input writes nothing anywhere.
+ */
+export async function checkChanges(changes: FileChange[]): Promise<void> {
+  for (const c of changes.filter((x) => x.after !== x.before)) await check(c);
+}
+
+/**
  * Writes every change whose content differs, or none: checks all first (read-only, changed on disk),
  * then writes temporary files, then renames them into place. Throws `ConfigError`/`ConflictError` with
  * every file as it was.

@@ -24,7 +24,7 @@ import { listNames, nearMiss } from '../../agent/executors/near-miss.ts';
 import { ConfigError } from '../../sql/errors.ts';
 import { appendItem, appendTopLevel, applySplices, fillEmpty, inferStyle, insertPair, replaceScalar, type Splice } from './splice.ts';
 
-export { writeFilesAtomically, readFilesForEdit, type FileChange, type ReadFile } from './files.ts';
+export { checkChanges, writeFilesAtomically, readFilesForEdit, type FileChange, type ReadFile } from './files.ts';
 
 /** A JSON value, as edits carry them. */
 export type EditValue = string | number | boolean | null | EditValue[] | { [key: string]: EditValue };

@@ -88,7 +88,7 @@ describe('sealing', () => {
     const keys = await generateClusterKeys();
     await writeClusterKeys(path, keys);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
-    expect(await loadClusterKeys(path)).toEqual(keys);
+    expect(await loadClusterKeys(path)).toEqual({ ...keys, path });
     await expect(loadClusterKeys(join(dir, 'none.key'))).rejects.toBeInstanceOf(NotFoundError);
     await writeFile(join(dir, 'bad.key'), '{"keys": 1}');
     await expect(loadClusterKeys(join(dir, 'bad.key'))).rejects.toThrow(/has no "keys" list/);
