@@ -11,11 +11,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { withIngress } from '../agent/routing/ingress.ts';
+import { parseRoutes } from '../agent/routing/routes.ts';
 import { ConfigError, NotFoundError } from '../sql/errors.ts';
 import type { ReleaseSource } from '../sql/control/releases.ts';
 import { parseEnvironmentFile, type EnvironmentSettings } from '../stack/environment.ts';
-import { loadStack } from '../stack/index.ts';
+import { convertStack, loadCompose, validateStackName, type ComposeModel } from '../stack/index.ts';
 import type { StackSpec } from '../stack/types.ts';
 
 /** The settings file of an environment directory. */
@@ -26,8 +28,12 @@ export interface LoadedEnvironment {
   /** The database name of the environment: the directory's name, lower-cased, other characters as `_`. */
   name: string;
   dir: string;
+  /** Where relative paths in the Compose files start: the first file's folder. */
+  projectDir: string;
   settings: EnvironmentSettings;
   spec: StackSpec;
+  /** The merged Compose model the spec was converted from (its `build:` sections feed `mp deploy build`). */
+  model: ComposeModel;
   source: ReleaseSource;
 }
 
@@ -115,26 +121,27 @@ export function loadEnvironment(env: string, opts: { cwd?: string; processEnv?: 
     ...processEnv,
   };
   const stack = settings.stack ?? basename(dir);
-  const spec = loadStack({
-    name: stack,
-    files,
-    env: variables,
-    workingDir: dir,
-    readFile: (path) => {
-      try {
-        return readFileSync(path);
-      } catch {
-        throw new ConfigError('FILE_NOT_FOUND', `${relative(process.cwd(), path)} does not exist (named in a Compose file)`, 'create it or fix the path');
-      }
-    },
-    safeDefaults: opts.safeDefaults ?? settings.deploy.safe_defaults,
-  });
+  validateStackName(stack);
+  // Compose's project directory: relative paths in the files start at the first file's folder.
+  const projectDir = dirname(files[0]!.path);
+  // The ingress (Caddy) joins the model as one more service when minipaas.yaml has routes:.
+  const model = withIngress(loadCompose({ files, env: variables, workingDir: projectDir }), parseRoutes(settings.routes));
+  const readFile = (path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch {
+      throw new ConfigError('FILE_NOT_FOUND', `${relative(process.cwd(), path)} does not exist (named in a Compose file)`, 'create it or fix the path');
+    }
+  };
+  const spec = convertStack(model, { stack, workingDir: projectDir, env: variables, readFile }, { safeDefaults: opts.safeDefaults ?? settings.deploy.safe_defaults });
   const git = gitState(dir);
   return {
     name: environmentNameOf(dir),
     dir,
+    projectDir,
     settings,
     spec,
+    model,
     source: {
       dir,
       files: files.map((f) => ({ path: relative(dir, f.path), sha256: createHash('sha256').update(f.content).digest('hex') })),

@@ -315,6 +315,19 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--delete', 'delete them')
     .option('--detach', 'return once submitted instead of following');
 
+  // Provisioning (issue 13): certificates, a shell on the environment's Docker API, hosts over SSH, nodes.
+  const certsHelp = 'all: CA, server and client; server: the Docker TLS API (names the managers); client: for the CLI';
+  leaf(program, 'certs', 'make the CA, the Docker TLS API server certificate and the client certificate', () => import('./commands/certs.ts'))
+    .argument('<what>', certsHelp)
+    .option('--out <dir>', 'certificate directory (keys mode 0600)', '.certs')
+    .option('--env <dir>', 'environment directory: the managers of its hosts and api.host go in the server certificate')
+    .option('--inventory <file>', 'INI inventory instead of the environment\'s hosts')
+    .option('--host <names...>', 'more host names or addresses for the server certificate');
+  leaf(program, 'shell', "start $SHELL with DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH set from the environment's api", () => import('./commands/shell.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--print', 'print export lines instead of starting a shell');
+  // End of provisioning.
+
   const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {
     stopOn: ['SIGINT', 'SIGTERM'],
   })
@@ -333,7 +346,9 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   })
     .option('--port <port>', 'port of the embedded PostgreSQL', '54329')
     .option('--data-dir <dir>', 'folder for the embedded PostgreSQL data (kept between runs)', '.mp/dev')
-    .option('--name <node>', 'node name of the local agent (default: the host name)');
+    .option('--name <node>', 'node name of the local agent (default: the host name)')
+    .option('--no-example', 'do not build and deploy the example app (examples/hello)')
+    .option('--app-port <port>', 'port the example app answers on', '8080');
 
   // Usage errors end with a pointer to the right help, e.g. `mp queue peek --help`.
   const withHelpHints = (cmd: Command): void => {

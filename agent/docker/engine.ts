@@ -362,6 +362,15 @@ export class DockerEngine {
     };
   }
 
+  /**
+   * Makes this engine the manager of a new single-node Swarm (`docker swarm init`), listening and
+   * advertising on `address` (default 127.0.0.1: reachable from this machine only). Returns the node id.
+   */
+  async initSwarm(address = '127.0.0.1'): Promise<string> {
+    const id = await this.call('swarm init', () => this.api.swarmInit({ ListenAddr: `${address}:2377`, AdvertiseAddr: address }));
+    return String(id);
+  }
+
   /** `GET /version`, narrowed. */
   async version(): Promise<EngineVersion> {
     const raw = await this.call(undefined, () => this.api.version());

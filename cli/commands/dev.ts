@@ -3,7 +3,10 @@
  * PostgreSQL (embedded, data in `.mp/dev/`; or the one DATABASE_URL names), migrated, an environment
  * `dev`, and an agent on the local Docker engine; it runs one `docker.info` to show the loop working.
  */
+import { relative } from 'node:path';
 import { z } from 'zod';
+import type { DockerEngine } from '../../agent/docker/engine.ts';
+import { deployExample, ensureSwarm, exampleDir } from '../dev-example.ts';
 import { join } from 'node:path';
 import { createEnvironment, submitOperation } from '../../sql/control/database.ts';
 import { ensureClusterKeys } from '../../sql/control/sealing.ts';
@@ -19,6 +22,9 @@ export const options = z
     port: port.default(54329),
     dataDir: z.string().min(1).default('.mp/dev'),
     name: nodeName.optional(),
+    /** Build and deploy the example app (examples/hello) when this installation has it. */
+    example: z.boolean().default(true),
+    appPort: port.default(8080),
   })
   .strict();
 export type Options = z.output<typeof options>;
@@ -74,6 +80,9 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
       const { keys, created } = await ensureClusterKeys(control(dev), keyFile);
       out(`cluster key ${created ? 'created in' : 'read from'} ${keyFile} (mode 0600; secrets are sealed to it)`);
       const docker = await probeDocker(dev);
+      const example = opts.example ? exampleDir() : undefined;
+      // Before the agent starts, so it registers as the Swarm manager it then is.
+      const swarm = docker && example ? await ensureSwarm(docker, out) : false;
       const local = await runLocalAgent(dev, { url: server.url, name: opts.name, docker, clusterKeys: keys });
       try {
         const { agent } = local;
@@ -88,6 +97,10 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
         out('');
         await firstOperation(dev);
         out('');
+        if (docker && example && swarm) {
+          await showExample(dev, docker, { dir: example, databaseUrl: server.url, port: opts.appPort });
+          out('');
+        }
         out('running; Ctrl-C stops the agent and the database (the data stays for the next `mp dev`)');
         await untilStopped(ctx);
         ctx.stderr.write('stopping: the agent finishes or releases its operations, then the database stops\n');
@@ -101,6 +114,18 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
     await server.stop();
   }
   out('mp dev stopped');
+}
+
+/** Builds and deploys the example app and prints its URL; a failure is reported, not fatal. */
+async function showExample(dev: Context, docker: DockerEngine, opts: { dir: string; databaseUrl: string; port: number }): Promise<void> {
+  dev.stdout.write(`deploying the example app (${relative(process.cwd(), opts.dir) || opts.dir}): build, release, converge\n`);
+  try {
+    const url = await deployExample(dev, docker, opts);
+    dev.stdout.write(`the example app answers at ${url} (POST ${url}jobs enqueues a job; its worker drains them)\n`);
+  } catch (err) {
+    if (err instanceof StoppedFollowingError) throw err;
+    dev.stderr.write(`warning: the example app was not deployed: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
 }
 
 /** Submits one `docker.info` and follows it: the whole loop, visible. Its failure (no Docker) is reported, not fatal. */

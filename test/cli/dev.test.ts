@@ -51,7 +51,8 @@ describe('mp dev (the real binary, no DATABASE_URL)', () => {
   });
 
   async function start(port: number): Promise<RunningMp> {
-    dev = spawnMp(['dev', '--data-dir', join(dir, 'data'), '--port', String(port), '--name', 'dev-test'], {
+    // The example app has its own test (test/deploy/example.test.ts).
+    dev = spawnMp(['dev', '--data-dir', join(dir, 'data'), '--port', String(port), '--name', 'dev-test', '--no-example'], {
       env: { DATABASE_URL: undefined },
       cwd: dir,
     });
