@@ -26,6 +26,9 @@ export const AGENT_IMAGE = 'mp/agent:latest';
 /** Where tasks find the database URL: `/run/secrets/<this>`. */
 export const SECRET_FILE = 'mp_database_url';
 export const SECRET_PATH = `/run/secrets/${SECRET_FILE}`;
+/** Where tasks find the cluster key (sealed secrets' private key), as MP_CLUSTER_KEY_FILE. */
+export const CLUSTER_KEY_FILE = 'mp_cluster_key';
+export const CLUSTER_KEY_PATH = `/run/secrets/${CLUSTER_KEY_FILE}`;
 /** What each object is, for `docker ... ls --filter label=org.minipaas.role=agent`. */
 export const ROLE_LABEL = 'org.minipaas.role';
 /** The service a database-URL secret belongs to, so an install prunes only its own old secrets. */
@@ -45,6 +48,16 @@ export interface AgentServiceOptions {
   databaseUrl: string;
   /** `host` (default): agents reach a PostgreSQL on the host's loopback; or a Swarm network name. */
   network: string;
+  /**
+   * The Docker secret holding the cluster key file, mounted at CLUSTER_KEY_PATH; `text` is the key
+   * file's content when the secret must be created (never kept anywhere else).
+   */
+  clusterKey?: { secretName: string; text?: string };
+}
+
+/** The name of the Docker secret holding the key file whose newest public key is `publicKey`. */
+export function clusterKeySecretName(publicKey: string): string {
+  return `${CLUSTER_KEY_FILE}_${createHash('sha256').update(publicKey).digest('hex').slice(0, 12)}`;
 }
 
 /** What an install depends on. */
@@ -91,7 +104,11 @@ export function agentServiceSpec(
         Image: opts.image,
         Labels: { [ROLE_LABEL]: 'agent', [IMAGE_ID_LABEL]: ctx.imageId },
         // The URL itself is never here: only where to read it.
-        Env: [`DATABASE_URL_FILE=${SECRET_PATH}`, 'MP_AGENT_NAME={{.Node.Hostname}}'],
+        Env: [
+          `DATABASE_URL_FILE=${SECRET_PATH}`,
+          'MP_AGENT_NAME={{.Node.Hostname}}',
+          ...(opts.clusterKey ? [`MP_CLUSTER_KEY_FILE=${CLUSTER_KEY_PATH}`] : []),
+        ],
         Mounts: [{ Type: 'bind', Source: '/var/run/docker.sock', Target: '/var/run/docker.sock' }],
         Secrets: [
           {
@@ -99,6 +116,9 @@ export function agentServiceSpec(
             SecretID: ctx.secretId ?? '',
             File: { Name: SECRET_FILE, UID: '0', GID: '0', Mode: 0o400 },
           },
+          ...(opts.clusterKey
+            ? [{ SecretName: opts.clusterKey.secretName, SecretID: '', File: { Name: CLUSTER_KEY_FILE, UID: '0', GID: '0', Mode: 0o400 } }]
+            : []),
         ],
         // An init reaps what the agent spawns (ssh, docker helpers) and forwards SIGTERM to it.
         Init: true,
@@ -112,7 +132,7 @@ export function agentServiceSpec(
     UpdateConfig: { Parallelism: 1, Order: 'stop-first', FailureAction: 'pause' },
   };
   const forHash = structuredClone(spec);
-  forHash.TaskTemplate.ContainerSpec.Secrets[0]!.SecretID = '';
+  for (const ref of forHash.TaskTemplate.ContainerSpec.Secrets) ref.SecretID = '';
   spec.Labels[SPEC_HASH_LABEL] = hashOf(forHash);
   return spec as Dockerode.ServiceSpec;
 }
@@ -218,6 +238,7 @@ export async function installAgentService(docker: DockerEngine, opts: AgentServi
       case 'create-service':
       case 'update-service': {
         const spec = withSecretId(action.spec, report.secret.id);
+        if (opts.clusterKey) await withClusterKey(docker, spec, opts.clusterKey);
         if (action.type === 'create-service') {
           report.service = { name: action.name, id: await docker.createService(spec), action: 'created' };
         } else {
@@ -249,6 +270,20 @@ export async function installAgentService(docker: DockerEngine, opts: AgentServi
 function withSecretId(spec: Dockerode.ServiceSpec, secretId: string): Dockerode.ServiceSpec {
   const out = structuredClone(spec);
   const task = out.TaskTemplate as Dockerode.ContainerTaskSpec | undefined;
-  for (const s of task?.ContainerSpec?.Secrets ?? []) s.SecretID = secretId;
+  for (const s of task?.ContainerSpec?.Secrets ?? []) if (s.File?.Name === SECRET_FILE) s.SecretID = secretId;
   return out;
+}
+
+/** Fills in the cluster key secret's id, creating the secret first when it does not exist yet. */
+async function withClusterKey(docker: DockerEngine, spec: Dockerode.ServiceSpec, key: NonNullable<AgentServiceOptions['clusterKey']>): Promise<void> {
+  let found = (await docker.listSecrets({ name: [key.secretName] })).find((o) => o.name === key.secretName);
+  if (!found && key.text === undefined) {
+    throw new NotFoundError('NO_CLUSTER_KEY_SECRET', `Docker secret ${key.secretName} (the cluster key) does not exist`, 'pass the key file with --cluster-key FILE');
+  }
+  if (!found) {
+    const id = await docker.createSecret({ name: key.secretName, data: key.text!, labels: { [ROLE_LABEL]: 'agent-cluster-key' } });
+    found = { id, name: key.secretName, labels: {} };
+  }
+  const task = spec.TaskTemplate as Dockerode.ContainerTaskSpec | undefined;
+  for (const s of task?.ContainerSpec?.Secrets ?? []) if (s.File?.Name === CLUSTER_KEY_FILE) s.SecretID = found.id;
 }

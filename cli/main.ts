@@ -339,6 +339,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--database-url-for-agents <url>', 'the URL agents connect with, when it differs from the one used here')
     .option('--network <network>', 'network of the agent service', 'host')
     .option('--service-name <name>', 'name of the global service')
+    .option('--cluster-key <file>', 'the cluster key file agents open secrets with (default: the installed one, or a new one)')
     .option('--dry-run', 'print what it would create or update, without doing it');
 
   leaf(program, 'dev', 'run MiniPaaS locally: embedded PostgreSQL (or DATABASE_URL), migrations, an agent on local Docker', commands.dev, {

@@ -16,7 +16,11 @@ import {
   SECRET_PATH,
   type AgentServiceOptions,
 } from '../../../agent/global-service.ts';
+import { clusterPublicKey, generateClusterKeys, keyFileText, loadClusterKeys, registerClusterKey } from '../../../sql/control/sealing.ts';
+import { ConflictError, NotFoundError } from '../../../sql/errors.ts';
+import { clusterKeySecretName } from '../../../agent/global-service.ts';
 import type { Context } from '../../context.ts';
+import { control } from '../../operations.ts';
 import { toJson } from '../../output.ts';
 
 /** A PostgreSQL connection string, as agents will use it. */
@@ -43,6 +47,8 @@ export const options = z
     databaseUrlForAgents: postgresUrl.optional(),
     network: dockerName.default('host'),
     serviceName: dockerName.default(AGENT_SERVICE),
+    /** A cluster key file to give the agents (default: the one installed before, or a new one). */
+    clusterKey: z.string().min(1).optional(),
     dryRun: z.boolean().default(false),
   })
   .strict();
@@ -59,11 +65,13 @@ export type Options = z.output<typeof options>;
  *   service mp-agent: created (global; image mp/agent:latest; network host; URL from /run/secrets/mp_database_url)
  */
 export async function run(ctx: Context, opts: Options): Promise<void> {
+  const key = await clusterKeyFor(ctx, opts.clusterKey);
   const install: AgentServiceOptions = {
     service: opts.serviceName,
     image: opts.image,
     databaseUrl: opts.databaseUrlForAgents ?? ctx.databaseUrl(),
     network: opts.network,
+    clusterKey: { secretName: key.secretName, text: key.text },
   };
   const docker = connectDocker();
   if (opts.dryRun) {
@@ -77,6 +85,9 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
     return;
   }
   const report = await installAgentService(docker, install);
+  // Registered once the agents have the private key: a key the database names must be one they hold.
+  if (key.register) await registerClusterKey(control(ctx), key.publicKey);
+  if (!ctx.json) ctx.stdout.write(`cluster key: Docker secret ${key.secretName}${key.register ? ' (new; the private key exists only there)' : ''}\n`);
   if (ctx.json) {
     ctx.stdout.write(`${toJson(report)}\n`);
     return;
@@ -90,4 +101,28 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   if (report.service.action !== 'unchanged') {
     ctx.stdout.write("each node's agent registers under its hostname; watch them come up with `mp nodes ls`\n");
   }
+}
+
+/**
+ * The cluster key the agents get: `--cluster-key FILE`; else the one a previous install gave them (its
+ * Docker secret is named after the database's active public key); else a new pair, generated here and
+ * kept only in the Docker secret. `ConflictError` when the file does not hold the database's key.
+ */
+async function clusterKeyFor(ctx: Context, file: string | undefined): Promise<{ secretName: string; text?: string; publicKey: string; register: boolean }> {
+  const active = await clusterPublicKey(control(ctx)).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  });
+  if (file) {
+    const keys = await loadClusterKeys(file);
+    const newest = keys.keys.at(-1)!.publicKey;
+    if (active && !keys.keys.some((k) => k.publicKey === active.publicKey)) {
+      throw new ConflictError('WRONG_CLUSTER_KEY', `${file} does not hold the cluster's active key (key ${active.id})`, 'pass the key file that goes with this database');
+    }
+    return { secretName: clusterKeySecretName(newest), text: keyFileText(keys), publicKey: newest, register: !active };
+  }
+  if (active) return { secretName: clusterKeySecretName(active.publicKey), publicKey: active.publicKey, register: false };
+  const keys = await generateClusterKeys();
+  const publicKey = keys.keys[0]!.publicKey;
+  return { secretName: clusterKeySecretName(publicKey), text: keyFileText(keys), publicKey, register: true };
 }
