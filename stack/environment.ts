@@ -19,6 +19,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { listNames, nearMiss } from '../agent/executors/near-miss.ts';
+import { hostSchema, monitoringSchema, provisionSchema } from '../agent/provision/inventory.ts';
 import { ConfigError } from '../sql/errors.ts';
 
 const seconds = z.number().int().positive();
@@ -59,6 +60,11 @@ export const environmentSchema = z
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
     /** Job services run, in order, before any service is updated (issue: jobs and cron). */
     pre_deploy: z.array(z.string().min(1)).default([]),
+    /** Hosts `mp provision` prepares (agent/provision/inventory.ts), or `inventory:`, an INI file. */
+    hosts: z.array(hostSchema).default([]),
+    inventory: z.string().min(1).optional(),
+    provision: provisionSchema.default(provisionSchema.parse({})),
+    monitoring: monitoringSchema.default(monitoringSchema.parse({})),
   })
   .strict();
 
@@ -70,6 +76,8 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   project: ['files', 'name'],
   api: ['host', 'tls', 'local'],
   deploy: Object.keys(deploySection.shape),
+  provision: Object.keys(provisionSchema.shape),
+  monitoring: Object.keys(monitoringSchema.shape),
 };
 
 /**
