@@ -7,10 +7,12 @@ import { hostname, userInfo } from 'node:os';
 import { connectDocker, type DockerEngine } from '../agent/docker/engine.ts';
 import type { DeployAction, StackPlan } from '../agent/deploy/index.ts';
 import { createRelease, operationsAhead, type NewRelease, type Requester } from '../sql/control/releases.ts';
+import { prepareReleaseSpec } from '../sql/control/secrets.ts';
 import { DockerError, mapDatabaseErrors } from '../sql/errors.ts';
 import type { EnvironmentSettings } from '../stack/environment.ts';
 import type { Context } from './context.ts';
-import { followOperation, reportOutcome, requireAgent } from './operations.ts';
+import type { LoadedEnvironment } from './environment.ts';
+import { control, followOperation, reportOutcome, requireAgent } from './operations.ts';
 import { formatTime, toJson } from './output.ts';
 
 /** Who is asking, as a release records it (the database role is added by the server). */
@@ -22,6 +24,23 @@ export function requester(gitCommit: string | null | undefined): Requester {
     // no passwd entry (some containers): keep $USER
   }
   return { os_user: user, host: hostname(), git_commit: gitCommit ?? null };
+}
+
+/**
+ * The release a deploy of `env` records: its spec with managed secret and config versions pinned and
+ * file-based secrets sealed to the cluster key (a release never holds a secret in plaintext), who asks,
+ * and where it came from (with the pinned versions).
+ */
+export async function deployRelease(ctx: Context, env: LoadedEnvironment): Promise<NewRelease> {
+  const { spec, versions } = await prepareReleaseSpec(control(ctx), env.name, env.spec);
+  return {
+    environment: env.name,
+    stack: spec.name,
+    spec,
+    kind: 'deploy',
+    source: { ...env.source, versions },
+    requestedBy: requester(env.source.git_commit),
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import { buildsOf } from '../agent/build/compose.ts';
 import type { DockerEngine } from '../agent/docker/engine.ts';
 import type { Context } from './context.ts';
 import { buildServices } from './builds.ts';
-import { requester, submitRelease } from './deploys.ts';
+import { deployRelease, submitRelease } from './deploys.ts';
 import { loadEnvironment } from './environment.ts';
 
 /** The example environment `mp dev` deploys, relative to the package root. */
@@ -67,10 +67,6 @@ export async function deployExample(dev: Context, docker: DockerEngine, opts: { 
   const contexts = new Set(buildsOf(env.model.services, { projectDir: env.projectDir }).map((b) => b.inputs.context));
   for (const context of contexts) if (usesMinipaas(context)) await vendorMinipaas(context);
   await buildServices(dev, docker, env);
-  await submitRelease(
-    dev,
-    { environment: env.name, stack: env.spec.name, spec: env.spec, kind: 'deploy', source: env.source, requestedBy: requester(env.source.git_commit) },
-    { detach: false },
-  );
+  await submitRelease(dev, await deployRelease(dev, env), { detach: false });
   return `http://127.0.0.1:${port}/`;
 }

@@ -16,6 +16,7 @@ import type { StackSpec } from '../../stack/types.ts';
 import { applyStack, observeStack, planStack, type DeployAction, type ObservedStack, type StackPlan } from '../deploy/index.ts';
 import { progressJson, waitForConvergence } from '../deploy/converge.ts';
 import { applyPins, checkPinnedImages, resolveImages } from '../deploy/images.ts';
+import { loadReleaseRoutes } from '../routing/apply.ts';
 import type { DockerEngine } from '../docker/engine.ts';
 import type { Executor, ExecutorContext, Json } from './types.ts';
 
@@ -67,13 +68,13 @@ async function pinnedImages(ctx: ExecutorContext, release: Release): Promise<Rec
 
 /** Opens sealed secret contents in memory (never written back): the apply step needs the bytes. */
 async function openSecrets(ctx: ExecutorContext, spec: StackSpec): Promise<StackSpec> {
-  const sealed = spec.secrets.filter((s) => (s as { sealed?: string }).sealed !== undefined);
+  const sealed = spec.secrets.filter((s) => s.sealed !== undefined);
   if (sealed.length === 0) return spec;
-  const open = (ctx as { openSealed?: (sealed: string) => Promise<Buffer> }).openSealed;
+  const open = ctx.openSealed;
   if (!open) throw new ConfigError('NO_CLUSTER_KEY', 'this agent has no cluster key to open the release\'s secrets', 'run the deploy on a manager agent that has the cluster key');
   const secrets = await Promise.all(
     spec.secrets.map(async (s) => {
-      const value = (s as { sealed?: string }).sealed;
+      const value = s.sealed;
       return value === undefined ? s : { ...s, data: (await open(value)).toString('base64') };
     }),
   );
@@ -164,6 +165,8 @@ export const deploy: Executor<DeployPayload, DeployState, Json, Json> = {
       );
       const services = desired.services.flatMap((s) => (ids[s.name] ? [{ name: s.name, id: ids[s.name]! }] : []));
       const progress = await waitForConvergence(ctx.docker, { services, updated: rolling, since, timeoutMs, stableMs, step: ctx.step, signal: ctx.signal });
+      // Routes (docs/routing.md): loaded into the stack's Caddy when they differ from what it serves.
+      await loadReleaseRoutes(ctx.docker, release, { step: ctx.step, signal: ctx.signal });
       await ctx.step('converged', `release ${release.version} runs: ${progress.map((p) => `${p.service} ${p.running}/${p.desired}`).join(', ') || 'no long-running services'}`);
       return {
         release: release.version,

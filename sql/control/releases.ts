@@ -27,9 +27,8 @@ export interface ReleaseSource {
   settings?: unknown;
   git_commit?: string | null;
   git_dirty?: boolean;
-  /** Managed secret and config versions the spec references (name -> version). */
-  secrets?: Record<string, string>;
-  configs?: Record<string, string>;
+  /** Managed secret and config versions the spec references (`secret:<name>` / `config:<name>` -> version). */
+  versions?: Record<string, string>;
 }
 
 /** Who asked for a release; the database role is added by the server. */

@@ -15,7 +15,9 @@ import * as history from '../../cli/commands/deploy/history.ts';
 import * as rollout from '../../cli/commands/deploy/rollout.ts';
 import * as status from '../../cli/commands/deploy/status.ts';
 import * as rollback from '../../cli/commands/rollback.ts';
+import { controlDb } from '../../sql/control/database.ts';
 import { listReleases } from '../../sql/control/releases.ts';
+import { ensureClusterKeys } from '../../sql/control/sealing.ts';
 import { MiniPaasError } from '../../sql/errors.ts';
 import { captured, type CapturedContext } from '../cli/harness.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
@@ -109,7 +111,8 @@ describeSwarm('mp deploy', () => {
   beforeAll(async () => {
     db = await freshDatabase({ poolSize: 8 });
     agentPool = new pg.Pool({ connectionString: db.url, max: 6 });
-    agent = await startAgent({ pool: agentPool, docker, name: 'deploy-agent', pollIntervalMs: 200, heartbeatMs: 500 });
+    const { keys } = await ensureClusterKeys(controlDb(db.pool), join(work, 'cluster.key'));
+    agent = await startAgent({ pool: agentPool, docker, name: 'deploy-agent', pollIntervalMs: 200, heartbeatMs: 500, clusterKeys: keys });
   });
   afterAll(async () => {
     await agent?.stop();
@@ -200,6 +203,37 @@ describeSwarm('mp deploy', () => {
     await status.run(s, { env: dir });
     expect(s.out()).toMatch(/release 3 \(rollback, succeeded\)/);
     expect(s.out()).toMatch(/_web\s+1\/1/);
+  });
+
+  it('deploys a file-based secret that the service reads, without its value in the release', async () => {
+    const value = `file-secret-${uniqueName('v')}`;
+    const dir = environment(
+      'filesecret',
+      `services:
+  app:
+    image: ${LAB_BUSYBOX_IMAGE}
+    command: ["sh", "-c", "cat /run/secrets/token > /tmp/seen && exec sleep 600"]
+    secrets: [token]
+    healthcheck:
+      test: ["CMD-SHELL", "test -s /tmp/seen"]
+      interval: 1s
+      retries: 5
+secrets:
+  token:
+    file: ./token.txt
+`,
+    );
+    writeFileSync(join(dir, 'token.txt'), value);
+    await rollout.run(ctx(), { env: dir, dryRun: false, detach: false });
+    const { rows } = await db.pool.query<{ spec: string }>(`select spec::text as spec from mp.releases where environment = 'filesecret'`);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.spec).not.toContain(value);
+    expect(rows[0]!.spec).not.toContain(Buffer.from(value).toString('base64'));
+    expect(rows[0]!.spec).toMatch(/"sealed":/);
+    const [release] = await listReleases(db.pool, 'filesecret', 1);
+    expect(release).toMatchObject({ status: 'succeeded' });
+    const secrets = await docker.listSecrets({ label: [`${STACK_NAMESPACE_LABEL}=${release!.stack}`] });
+    expect(secrets.map((s) => s.name)).toEqual([`${release!.stack}_token`]);
   });
 
   it('shows drift when someone changes a service by hand', async () => {

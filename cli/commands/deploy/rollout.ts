@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { observeStack, planStack } from '../../../agent/deploy/index.ts';
 import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
 import type { Context } from '../../context.ts';
-import { environmentDocker, planLines, requester, submitRelease } from '../../deploys.ts';
+import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
 import { loadEnvironment } from '../../environment.ts';
 import { toJson } from '../../output.ts';
 
@@ -33,9 +33,10 @@ export type Options = z.output<typeof options>;
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const env = loadEnvironment(opts.env);
   for (const warning of env.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  const release = await deployRelease(ctx, env);
   if (opts.dryRun) {
     const docker = await environmentDocker(env.settings, '--dry-run');
-    const desired = applyPins(env.spec, await resolveImages(docker, env.spec));
+    const desired = applyPins(release.spec, await resolveImages(docker, release.spec));
     const plan = planStack(desired, await observeStack(docker, desired.name, desired));
     if (ctx.json) {
       ctx.stdout.write(`${toJson({ environment: env.name, stack: desired.name, changed: plan.changed, actions: plan.actions })}\n`);
@@ -50,9 +51,5 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   // agent resolves and pins the images again where it runs.
   const docker = await environmentDocker(env.settings, '`mp deploy`').catch(() => undefined);
   if (docker) await resolveImages(docker, env.spec);
-  await submitRelease(
-    ctx,
-    { environment: env.name, stack: env.spec.name, spec: env.spec, kind: 'deploy', source: env.source, requestedBy: requester(env.source.git_commit) },
-    { detach: opts.detach },
-  );
+  await submitRelease(ctx, release, { detach: opts.detach });
 }
