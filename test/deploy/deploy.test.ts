@@ -275,6 +275,40 @@ secrets:
     expect(await get(p1)).toBe('a2');
   });
 
+  it('a cancelled deploy stops waiting and rolls back what it had updated', async () => {
+    const port = await freePort();
+    const dir = environment('cancel', webCompose({ port, message: 'keep v1' }));
+    await rollout.run(ctx(), { env: dir, dryRun: false, detach: false });
+    // v2 never becomes healthy within the deploy: its health check fails until the deploy gives up.
+    writeFileSync(join(dir, 'compose.yaml'), webCompose({ port, message: 'slow v2', healthy: false }).replace('monitor: 4s', 'monitor: 60s'));
+    const c = ctx();
+    const deploying = rollout.run(c, { env: dir, dryRun: false, detach: true });
+    await deploying;
+    const [release] = await listReleases(db.pool, 'cancel', 1);
+    await waitFor('the update to start', () => c.out() && db.pool.query(`select 1 from mp.operations where id = $1 and status = 'running'`, [release!.operationId]).then((r) => r.rowCount === 1), { timeoutMs: 30_000 });
+    await waitFor(
+      'the new tasks to start',
+      async () => {
+        const svc = (await docker.listServices({ label: [`${STACK_NAMESPACE_LABEL}=${release!.stack}`] }))[0];
+        return svc?.updateStatus?.state === 'updating';
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    await db.pool.query(`select mp.cancel_operation($1)`, [release!.operationId]);
+    const ended = await waitFor(
+      'the deploy to end',
+      async () => (await listReleases(db.pool, 'cancel', 1)).find((r) => r.finishedAt !== null),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    expect(ended.status).toBe('cancelled');
+    const { rows } = await db.pool.query(`select payload ->> 'message' as message from mp.stream_events e join mp.streams s on s.id = e.stream_id
+       where s.name = 'mp_events' and e.key = $1 and e.payload ->> 'step' = 'rollback'`, [release!.operationId]);
+    expect(rows.map((r) => r.message)).toEqual([expect.stringMatching(/rolled \S+_web back to its previous spec/)]);
+    expect(await waitFor('v1 serving', async () => ((await get(port).catch(() => '')) === 'keep v1' ? 'yes' : ''), { timeoutMs: 40_000, intervalMs: 250 })).toBe('yes');
+    const svc = (await docker.listServices({ label: [`${STACK_NAMESPACE_LABEL}=${release!.stack}`] }))[0]!;
+    expect((svc.spec.TaskTemplate as { ContainerSpec: { Env: string[] } }).ContainerSpec.Env).toContain('MESSAGE=keep v1');
+  });
+
   it('refuses bad input with one clear error and writes nothing', async () => {
     const port = await freePort();
     const cases: { compose: string; error: RegExp }[] = [
@@ -291,6 +325,14 @@ secrets:
       expect((err as Error).message.split('\n')).toHaveLength(1);
       expect(await written()).toEqual(before);
     }
+    const badStack = environment('bad_stack', webCompose({ port, message: 'x' }));
+    writeFileSync(join(badStack, 'minipaas.yaml'), 'project:\n  files: [compose.yaml]\nstack: Bad Stack\n');
+    const stackErr = await rollout.run(ctx(), { env: badStack, dryRun: false, detach: false }).catch((e: unknown) => e);
+    expect((stackErr as Error).message).toMatch(/stack name 'Bad Stack' is not valid/);
+    const typo = environment('bad_key', webCompose({ port, message: 'x' }));
+    writeFileSync(join(typo, 'minipaas.yaml'), 'project:\n  files: [compose.yaml]\ndeploy:\n  verison: 2\n');
+    const typoErr = await rollout.run(ctx(), { env: typo, dryRun: false, detach: false }).catch((e: unknown) => e);
+    expect((typoErr as Error).message).toMatch(/unknown key 'deploy\.verison' \(did you mean 'version'\?\)/);
     const dir = environment('bad_rollback', webCompose({ port, message: 'x' }));
     const before = await written();
     const err = await rollback.run(ctx(), { env: dir, to: 7, detach: false }).catch((e: unknown) => e);
