@@ -57,45 +57,9 @@ export interface Release {
   finishedAt: Date | null;
 }
 
-interface ReleaseRow {
-  id: string;
-  environment: string;
-  version: number;
-  kind: ReleaseKind;
-  stack: string;
-  spec: StackSpec;
-  source: ReleaseSource;
-  restores: number | null;
-  requested_by: Requester;
-  operation_id: string | null;
-  images: Record<string, ReleaseImage> | null;
-  status: ReleaseStatus;
-  error: string | null;
-  created_at: Date;
-  finished_at: Date | null;
-}
-
-const COLUMNS = `id, environment, version, kind, stack, spec, source, restores, requested_by, operation_id, images, status, error, created_at, finished_at`;
-
-function toRelease(r: ReleaseRow): Release {
-  return {
-    id: String(r.id),
-    environment: r.environment,
-    version: r.version,
-    kind: r.kind,
-    stack: r.stack,
-    spec: r.spec,
-    source: r.source,
-    restores: r.restores,
-    requestedBy: r.requested_by,
-    operationId: r.operation_id === null ? null : String(r.operation_id),
-    images: r.images,
-    status: r.status,
-    error: r.error,
-    createdAt: r.created_at,
-    finishedAt: r.finished_at,
-  };
-}
+// Columns under the names `Release` uses: rows come back as releases, with no mapping step.
+const COLUMNS = `id::text as id, environment, version, kind, stack, spec, source, restores, requested_by as "requestedBy",
+  operation_id::text as "operationId", images, status, error, created_at as "createdAt", finished_at as "finishedAt"`;
 
 /** Anything that runs a query: a pool, or a client inside a transaction. */
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.ClientBase, 'query'>;
@@ -131,15 +95,15 @@ export async function createRelease(db: Queryable, r: NewRelease): Promise<{ rel
 
 /** A release by id; `NotFoundError` when there is none. */
 export async function getRelease(db: Queryable, id: string): Promise<Release> {
-  const { rows } = await db.query<ReleaseRow>(`select ${COLUMNS} from mp.releases where id = $1`, [id]);
+  const { rows } = await db.query<Release>(`select ${COLUMNS} from mp.releases where id = $1`, [id]);
   if (!rows[0]) throw new NotFoundError('UNKNOWN_RELEASE', `release ${id} does not exist`);
-  return toRelease(rows[0]);
+  return rows[0];
 }
 
 /** One version of an environment; `NotFoundError` listing the versions that exist. */
 export async function releaseByVersion(db: Queryable, environment: string, version: number): Promise<Release> {
-  const { rows } = await db.query<ReleaseRow>(`select ${COLUMNS} from mp.releases where environment = $1 and version = $2`, [environment, version]);
-  if (rows[0]) return toRelease(rows[0]);
+  const { rows } = await db.query<Release>(`select ${COLUMNS} from mp.releases where environment = $1 and version = $2`, [environment, version]);
+  if (rows[0]) return rows[0];
   const { rows: versions } = await db.query<{ version: number }>(`select version from mp.releases where environment = $1 order by version`, [environment]);
   throw new NotFoundError(
     'UNKNOWN_RELEASE',
@@ -152,20 +116,20 @@ export async function releaseByVersion(db: Queryable, environment: string, versi
 
 /** The environment's releases, newest first. */
 export async function listReleases(db: Queryable, environment: string, limit = 20): Promise<Release[]> {
-  const { rows } = await db.query<ReleaseRow>(
+  const { rows } = await db.query<Release>(
     `select ${COLUMNS} from mp.releases where environment = $1 order by version desc limit $2`,
     [environment, limit],
   );
-  return rows.map(toRelease);
+  return rows;
 }
 
 /** The newest release of an environment with this status (any status when omitted), or undefined. */
 export async function latestRelease(db: Queryable, environment: string, status?: ReleaseStatus): Promise<Release | undefined> {
-  const { rows } = await db.query<ReleaseRow>(
+  const { rows } = await db.query<Release>(
     `select ${COLUMNS} from mp.releases where environment = $1 and ($2::text is null or status = $2) order by version desc limit 1`,
     [environment, status ?? null],
   );
-  return rows[0] ? toRelease(rows[0]) : undefined;
+  return rows[0];
 }
 
 /** Pins a release's images the first time; returns the pins in force (an earlier attempt's, if any). */
