@@ -160,6 +160,12 @@ fi
 images/node/build.sh >&2
 done_step "image node:$(node -p 'process.versions.node.split(".")[0]')-bookworm-slim"
 
+# caddy:2 from that base and Debian's caddy package, for the routing suite (test/routing) and
+# environments with routes: the ingress MiniPaaS adds runs `image: caddy:2`. Cached by recipe; an
+# official image someone pulled is left alone.
+images/caddy/build.sh >&2
+done_step "image caddy:2"
+
 # --- 5. the agent image -----------------------------------------------------------------------------
 # mp/agent (images/agent/build.sh) is this checkout's sources on Node.js: it needs node_modules, and
 # the script itself skips the build when its inputs (sources, lock file, Node.js) are unchanged.

@@ -315,6 +315,22 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--delete', 'delete them')
     .option('--detach', 'return once submitted instead of following');
 
+  // Routing through Caddy, canaries and scaling (docs/routing.md). Loaders inline: this block is the routing area's.
+  leaf(code, 'route', 'add or replace a route URL -> service:port in minipaas.yaml (and a safe rollout policy), or --rm one', () => import('./commands/code/route.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('[url]', 'http://HOST[:PORT][/PATH], https://..., or a bare HOST (https)')
+    .argument('[target]', 'service:port, e.g. api:8080')
+    .option('--rm <url>', 'remove the route of this URL')
+    .option('--tls <mode>', 'https certificates: auto (ACME, the default) or internal (Caddy\'s own CA)');
+  leaf(deployCmd, 'routing', "apply the environment's routes: converge its Caddy and load the routes through Caddy's admin API", () => import('./commands/deploy/routing.ts'), {
+    stopOn: ['SIGINT'],
+  })
+    .requiredOption(envDir, envDirHelp)
+    .option('--target <target>', 'the agent that runs it (default: manager; the node that runs Caddy)')
+    .option('--detach', 'return once submitted instead of following');
+  const routesCmd = program.command('routes').description('routes of an environment through its Caddy');
+  leaf(routesCmd, 'ls', 'what Caddy serves now against what the environment says', () => import('./commands/routes/ls.ts')).requiredOption(envDir, envDirHelp);
+
   // Provisioning (issue 13): certificates, a shell on the environment's Docker API, hosts over SSH, nodes.
   const certsHelp = 'all: CA, server and client; server: the Docker TLS API (names the managers); client: for the CLI';
   leaf(program, 'certs', 'make the CA, the Docker TLS API server certificate and the client certificate', () => import('./commands/certs.ts'))

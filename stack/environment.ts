@@ -37,6 +37,15 @@ const deploySection = z
   })
   .strict();
 
+/**
+ * One route's value under `routes:` (agent/routing/routes.ts parses and checks the URL keys and
+ * targets): `service:port`, or `{ to: service:port, tls: auto | internal }`.
+ */
+const routeValue = z.union([
+  z.string().min(1),
+  z.object({ to: z.string().min(1), tls: z.enum(['auto', 'internal']).optional() }).strict(),
+]);
+
 /** The settings of one environment. */
 export const environmentSchema = z
   .object({
@@ -60,6 +69,8 @@ export const environmentSchema = z
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
     /** Job services run, in order, before any service is updated (issue: jobs and cron). */
     pre_deploy: z.array(z.string().min(1)).default([]),
+    /** Routes through the environment's Caddy: URL -> service:port (docs/routing.md). */
+    routes: z.record(z.string(), routeValue).default({}),
     /** Hosts `mp provision` prepares (agent/provision/inventory.ts), or `inventory:`, an INI file. */
     hosts: z.array(hostSchema).default([]),
     inventory: z.string().min(1).optional(),
