@@ -330,6 +330,12 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--detach', 'return once submitted instead of following');
   const routesCmd = program.command('routes').description('routes of an environment through its Caddy');
   leaf(routesCmd, 'ls', 'what Caddy serves now against what the environment says', () => import('./commands/routes/ls.ts')).requiredOption(envDir, envDirHelp);
+  leaf(program, 'scale', 'set replica counts (api=3 worker=2) as one release derived from the current one, and wait until they run', () => import('./commands/scale.ts'), {
+    stopOn: ['SIGINT'],
+  })
+    .requiredOption(envDir, envDirHelp)
+    .argument('<counts...>', 'service=count pairs, e.g. api=3 worker=2')
+    .option('--detach', 'return once submitted instead of following');
 
   // Provisioning (issue 13): certificates, a shell on the environment's Docker API, hosts over SSH, nodes.
   const certsHelp = 'all: CA, server and client; server: the Docker TLS API (names the managers); client: for the CLI';
@@ -342,16 +348,6 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   leaf(program, 'shell', "start $SHELL with DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH set from the environment's api", () => import('./commands/shell.ts'))
     .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
     .option('--print', 'print export lines instead of starting a shell');
-  leaf(program, 'provision', 'provision hosts over SSH into the swarm: one operation per host, a child operation per step (managers first)', () => import('./commands/provision.ts'), { stopOn: ['SIGINT'] })
-    .argument('[host]', 'only this host (of the inventory, or a new one with --role)')
-    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml (hosts:, provision:, monitoring:)')
-    .option('--role <role>', 'manager or worker, for a host not in the inventory')
-    .option('--address <address>', 'SSH address of that host (default: its name)')
-    .option('--inventory <file>', 'INI inventory ([managers], [workers], [database]) instead of hosts:')
-    .option('--accept-new-host-keys', 'accept and record (in mp.host_keys) the key of a host contacted for the first time')
-    .option('--dry-run', 'print the operations and steps without submitting')
-    .option('--detach', 'submit and return without following')
-    .option('--timeout <seconds>', 'how long to follow', '1800');
   // End of provisioning.
 
   const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {

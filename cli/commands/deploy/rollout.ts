@@ -10,6 +10,7 @@ import type { Context } from '../../context.ts';
 import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
 import { loadEnvironment } from '../../environment.ts';
 import { toJson } from '../../output.ts';
+import { keepScale } from '../scale.ts';
 
 export const options = z
   .object({
@@ -33,7 +34,8 @@ export type Options = z.output<typeof options>;
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const env = loadEnvironment(opts.env);
   for (const warning of env.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
-  const release = await deployRelease(ctx, env);
+  // Counts set by `mp scale` stay while the Compose files still say what they said then.
+  const release = await keepScale(ctx, await deployRelease(ctx, env));
   if (opts.dryRun) {
     const docker = await environmentDocker(env.settings, '--dry-run');
     const desired = applyPins(release.spec, await resolveImages(docker, release.spec));
