@@ -28,6 +28,7 @@ import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queu
 import type { DockerEngine } from './docker/engine.ts';
 import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
 import { startMaintenance } from './maintenance.ts';
+import { metricsSampler } from './metrics.ts';
 import { secretScope } from './redact.ts';
 import type { ClusterKeys } from '../sql/control/sealing.ts';
 
@@ -129,11 +130,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let stopping = false;
   // One heartbeat at a time: against an unreachable server they would queue up behind each other.
   let beating = false;
+  // Host metrics ride on the heartbeat (agent/metrics.ts); the database raises alerts from them.
+  const metrics = metricsSampler(opts.docker);
   const heartbeat = setInterval(() => {
     if (beating) return;
     beating = true;
-    calls
-      .heartbeat(name)
+    metrics
+      .sample()
+      .then((m) => calls.heartbeat(name, m))
       .catch((err: unknown) => log.warn('heartbeat failed; trying again next beat', { error: String(err) }))
       .finally(() => (beating = false));
   }, opts.heartbeatMs ?? 5_000);

@@ -348,6 +348,16 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   leaf(program, 'shell', "start $SHELL with DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH set from the environment's api", () => import('./commands/shell.ts'))
     .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
     .option('--print', 'print export lines instead of starting a shell');
+  leaf(program, 'provision', 'provision hosts over SSH into the swarm: one operation per host, a child operation per step (managers first)', () => import('./commands/provision.ts'), { stopOn: ['SIGINT'] })
+    .argument('[host]', 'only this host (of the inventory, or a new one with --role)')
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml (hosts:, provision:, monitoring:)')
+    .option('--role <role>', 'manager or worker, for a host not in the inventory')
+    .option('--address <address>', 'SSH address of that host (default: its name)')
+    .option('--inventory <file>', 'INI inventory ([managers], [workers], [database]) instead of hosts:')
+    .option('--accept-new-host-keys', 'accept and record (in mp.host_keys) the key of a host contacted for the first time')
+    .option('--dry-run', 'print the operations and steps without submitting')
+    .option('--detach', 'submit and return without following')
+    .option('--timeout <seconds>', 'how long to follow', '1800');
   // End of provisioning.
 
   const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {

@@ -13,6 +13,9 @@ import { dockerInfo } from './docker-info.ts';
 import { jobRun } from './job-run.ts';
 import { routing } from './routing.ts';
 import { listNames, nearMiss } from './near-miss.ts';
+import { alertPost } from './nodes-alert.ts';
+import { provisionHostExecutor } from './provision-host.ts';
+import { provisionStepExecutor } from './provision-step.ts';
 import { secretCreate } from './secret-create.ts';
 import { configRemove, secretRemove } from './secret-remove.ts';
 import { secretsRotateKey } from './secret-rotate-key.ts';
@@ -24,7 +27,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, alertPost, provisionHostExecutor, provisionStepExecutor] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */

@@ -14,8 +14,8 @@ import type { z } from 'zod';
 import type { ClusterKeys } from '../../sql/control/sealing.ts';
 import type { DockerEngine } from '../docker/engine.ts';
 
-/** Which agents may claim an operation: any Swarm manager, a named node, or any agent at all. */
-export type Target = 'manager' | 'node' | 'any';
+/** Which agents may claim an operation: any Swarm manager, a named node, a provisioner, or any agent at all. */
+export type Target = 'manager' | 'node' | 'provisioner' | 'any';
 
 /** A JSON value: what payloads, plans, step data and results are made of. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };

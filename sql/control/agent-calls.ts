@@ -45,8 +45,10 @@ export class AgentCalls {
     ]);
   }
 
-  async heartbeat(node: string): Promise<void> {
-    await this.call(`select mp.node_heartbeat($1)`, [node]);
+  /** A heartbeat; with `metrics` (agent/metrics.ts) they are stored and the monitoring tick runs (0008). */
+  async heartbeat(node: string, metrics?: object): Promise<void> {
+    if (metrics) await this.call(`select mp.node_heartbeat($1, $2::jsonb)`, [node, JSON.stringify(metrics)]);
+    else await this.call(`select mp.node_heartbeat($1)`, [node]);
   }
 
   async stopped(node: string): Promise<void> {
