@@ -7,8 +7,8 @@
  *
  * Swarm has no "wait for" API; this polls every 250 ms (one service list and one task list per poll,
  * a few milliseconds of engine time each) and reports a progress step whenever a count changes. At
- * 500 ms the poll alone added 250 ms on average to every deploy, about 5% of converging a 10-service
- * stack from nothing on the lab (bench/deploy.ts).
+ * 500 ms the poll alone added 250 ms on average to every deploy, about 4% of the 6 s that converging a
+ * 10-service stack from nothing takes on the lab (bench/deploy.ts).
  */
 import { DockerError } from '../../sql/errors.ts';
 import type { DockerEngine, ServiceInfo, TaskInfo } from '../docker/engine.ts';
