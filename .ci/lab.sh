@@ -166,6 +166,12 @@ done_step "image node:$(node -p 'process.versions.node.split(".")[0]')-bookworm-
 images/caddy/build.sh >&2
 done_step "image caddy:2"
 
+# registry:2 from that base and Debian's docker-registry package, for `mp deploy build` pushes and the
+# Swarm pulling them (test/build runs it on 127.0.0.1, which Docker reaches without TLS). Cached by
+# recipe; an official image someone pulled is left alone.
+images/registry/build.sh >&2
+done_step "image registry:2"
+
 # --- 5. the agent image -----------------------------------------------------------------------------
 # mp/agent (images/agent/build.sh) is this checkout's sources on Node.js: it needs node_modules, and
 # the script itself skips the build when its inputs (sources, lock file, Node.js) are unchanged.
