@@ -285,7 +285,7 @@ secrets:
     const deploying = rollout.run(c, { env: dir, dryRun: false, detach: true });
     await deploying;
     const [release] = await listReleases(db.pool, 'cancel', 1);
-    await waitFor('the update to start', () => c.out() && db.pool.query(`select 1 from mp.operations where id = $1 and status = 'running'`, [release!.operationId]).then((r) => r.rowCount === 1), { timeoutMs: 30_000 });
+    await waitFor('the deploy to start', () => db.pool.query(`select 1 from mp.operations where id = $1 and status = 'running'`, [release!.operationId]).then((r) => r.rowCount === 1), { timeoutMs: 30_000 });
     await waitFor(
       'the new tasks to start',
       async () => {
