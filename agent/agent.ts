@@ -28,6 +28,7 @@ import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queu
 import type { DockerEngine } from './docker/engine.ts';
 import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
 import { startMaintenance } from './maintenance.ts';
+import { startCronScheduler, type SchedulerOptions } from './cron/scheduler.ts';
 import { metricsSampler } from './metrics.ts';
 import { secretScope } from './redact.ts';
 import type { ClusterKeys } from '../sql/control/sealing.ts';
@@ -61,6 +62,11 @@ export interface AgentOptions {
    * values (`ctx.openSealed`). Manager agents hold them; without, secret operations fail.
    */
   clusterKeys?: ClusterKeys;
+  /**
+   * The cron scheduler a manager agent runs (agent/cron/scheduler.ts: one agent at a time schedules,
+   * under a lease); `false` runs none. Default: lease 10 s, schedules re-read every second.
+   */
+  cron?: false | Pick<SchedulerOptions, 'leaseSeconds' | 'pollMs' | 'lateAfterMs'>;
 }
 
 /** A started agent. */
@@ -126,6 +132,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     swarmRole,
   });
   log.info('agent registered', { name, targets });
+  const cron = manager && opts.cron !== false ? startCronScheduler({ pool: opts.pool, name, log, ...(opts.cron ?? {}) }) : undefined;
 
   let stopping = false;
   // One heartbeat at a time: against an unreachable server they would queue up behind each other.
@@ -231,6 +238,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     targets,
     stop: async () => {
       clearInterval(heartbeat);
+      await cron?.stop();
       await maintenance.stop();
       await worker.stop();
       // Operations still retrying their calls after the worker's shutdown timeout give up now.

@@ -37,6 +37,13 @@ const deploySection = z
   })
   .strict();
 
+/** The `cron:` section. `webhook`: an http(s) URL (a Telegram bot's sendMessage URL is one) alerted on failures. */
+const cronSection = z
+  .object({
+    webhook: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  })
+  .strict();
+
 /**
  * One route's value under `routes:` (agent/routing/routes.ts parses and checks the URL keys and
  * targets): `service:port`, or `{ to: service:port, tls: auto | internal }`.
@@ -71,6 +78,8 @@ export const environmentSchema = z
     pre_deploy: z.array(z.string().min(1)).default([]),
     /** Routes through the environment's Caddy: URL -> service:port (docs/routing.md). */
     routes: z.record(z.string(), routeValue).default({}),
+    /** Cron settings: `webhook` is POSTed a JSON alert when a run fails (once, until one succeeds again). */
+    cron: cronSection.optional(),
     /** Hosts `mp provision` prepares (agent/provision/inventory.ts), or `inventory:`, an INI file. */
     hosts: z.array(hostSchema).default([]),
     inventory: z.string().min(1).optional(),
@@ -87,6 +96,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   project: ['files', 'name'],
   api: ['host', 'tls', 'local'],
   deploy: Object.keys(deploySection.shape),
+  cron: Object.keys(cronSection.shape),
   provision: Object.keys(provisionSchema.shape),
   monitoring: Object.keys(monitoringSchema.shape),
 };

@@ -8,7 +8,7 @@ import { convertStack } from './convert/index.ts';
 import { loadCompose, type ComposeFile, type Environment } from './loader/index.ts';
 import type { StackSpec } from './types.ts';
 
-export type { StackSpec, StackNetwork, StackObject, StackService } from './types.ts';
+export type { StackSpec, StackNetwork, StackObject, StackService, StackJob, CronSchedule, OverlapPolicy, CatchUpPolicy } from './types.ts';
 export type { ComposeFile, Environment, ComposeModel } from './loader/index.ts';
 export { loadCompose } from './loader/index.ts';
 export { convertStack } from './convert/index.ts';

@@ -9,6 +9,9 @@
  * - key: the name an object has in the Compose file (`web`, `default`, `db_password`).
  * - spec: the Docker Engine API body that creates the object (ServiceSpec, NetworkCreate, SecretSpec,
  *   ConfigSpec), exactly as the engine takes it.
+ * - job template: a Compose service marked as a job or a cron job (`org.minipaas.kind: job|cron`, or
+ *   swarm-cronjob's `swarm.cronjob.enable`). A deploy does not start it; `mp job run`, `pre_deploy:`
+ *   and cron ticks run it with the release's image, environment, secrets and networks.
  */
 import type Dockerode from 'dockerode';
 
@@ -64,6 +67,44 @@ export interface StackSpec {
   secrets: StackObject[];
   configs: StackObject[];
   services: StackService[];
+  /**
+   * Job templates: services the deploy keeps out of the converged stack (absent in releases recorded
+   * before job templates existed). Their networks, secrets and configs are in the lists above.
+   */
+  jobs?: StackJob[];
   /** Keys Swarm ignores (build, depends_on, container_name, ...), one line each, as `docker stack deploy` warns. */
   warnings: string[];
+}
+
+/** When a cron job's tick finds the previous run of the same schedule still running. */
+export type OverlapPolicy = 'allow' | 'forbid' | 'replace';
+
+/** What the scheduler does with ticks that passed while no agent scheduled: run the latest once, or none. */
+export type CatchUpPolicy = 'latest' | 'none';
+
+/** A cron job's schedule, as validated at load time (stack/convert/jobs.ts). */
+export interface CronSchedule {
+  /** Five fields or a macro (`@hourly`); six (seconds first) only from swarm-cronjob labels or for tests. */
+  expression: string;
+  /** IANA time zone the expression is read in; UTC when absent. */
+  timezone?: string;
+  overlap: OverlapPolicy;
+  catchUp: CatchUpPolicy;
+}
+
+/** One job template: the service spec as converted, never created by a deploy. */
+export interface StackJob {
+  key: string;
+  /** `<stack>_<key>`: the name the template would have as a service (runs are named after operations). */
+  name: string;
+  kind: 'job' | 'cron';
+  /** Where the marking came from: MiniPaaS's labels or swarm-cronjob's. */
+  source: 'minipaas' | 'swarm-cronjob';
+  /** Tasks one run completes (swarm-cronjob's `replicas`; default 1). */
+  replicas: number;
+  /** How long one run may take before it is stopped and fails. */
+  timeoutSeconds: number;
+  /** Set for cron jobs. */
+  schedule?: CronSchedule;
+  spec: Dockerode.ServiceSpec;
 }

@@ -43,7 +43,8 @@ function splitReference(image: string): { name: string; repository: string; dige
  */
 export async function resolveImages(docker: DockerEngine, spec: StackSpec): Promise<Record<string, PinnedImage>> {
   const pins: Record<string, PinnedImage> = {};
-  for (const service of spec.services) {
+  // Job templates too: `mp job run`, pre_deploy and cron ticks run the images the release pinned.
+  for (const service of [...spec.services, ...(spec.jobs ?? [])]) {
     const image = serviceImage(service.spec);
     if (!image) continue;
     pins[service.key] = await resolveImage(docker, image, service.key);

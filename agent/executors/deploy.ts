@@ -16,6 +16,7 @@ import type { StackSpec } from '../../stack/types.ts';
 import { applyStack, observeStack, planStack, type DeployAction, type ObservedStack, type StackPlan } from '../deploy/index.ts';
 import { progressJson, waitForConvergence } from '../deploy/converge.ts';
 import { applyPins, checkPinnedImages, resolveImages } from '../deploy/images.ts';
+import { runPreDeploy } from '../cron/run-template.ts';
 import { loadReleaseRoutes } from '../routing/apply.ts';
 import type { DockerEngine } from '../docker/engine.ts';
 import type { Executor, ExecutorContext, Json } from './types.ts';
@@ -153,6 +154,8 @@ export const deploy: Executor<DeployPayload, DeployState, Json, Json> = {
     const ids: Record<string, string> = Object.fromEntries(observed.services.map((s) => [s.name, s.id]));
     const { timeoutMs, stableMs } = timing(release);
     try {
+      // minipaas.yaml `pre_deploy:` jobs, in order, before any service changes; one failing fails the deploy.
+      await runPreDeploy(ctx, { release: { ...release, images: pinned }, desired, plan });
       if (plan.changed) {
         const applied = await applyStack(ctx.docker, plan, { desired, step: ctx.step, signal: ctx.signal });
         Object.assign(ids, applied.serviceIds);

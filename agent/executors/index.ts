@@ -8,11 +8,13 @@
 import { NotFoundError } from '../../sql/errors.ts';
 import { checkPayload } from '../../sql/payload.ts';
 import { configCreate } from './config-create.ts';
+import { cronTick } from './cron-tick.ts';
 import { deploy } from './deploy.ts';
 import { dockerInfo } from './docker-info.ts';
 import { jobRun } from './job-run.ts';
 import { routing } from './routing.ts';
 import { listNames, nearMiss } from './near-miss.ts';
+import { releaseJob } from './release-job.ts';
 import { alertPost } from './nodes-alert.ts';
 import { provisionHostExecutor } from './provision-host.ts';
 import { provisionStepExecutor } from './provision-step.ts';
@@ -27,7 +29,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, alertPost, provisionHostExecutor, provisionStepExecutor] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, alertPost, provisionHostExecutor, provisionStepExecutor, cronTick, releaseJob] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */

@@ -5,14 +5,19 @@
  *
  * Crash safety: the service is named after the operation (`mp-job-<operation id>`), so an attempt that
  * resumes after its agent died finds the job the first attempt started and waits for it, instead of
- * starting a second one. The one window left: an agent that dies after removing the finished job's
- * service and before the end is recorded leaves nothing to find, and the resumed attempt runs the job
- * again. That window is one Docker call plus one SQL call wide; jobs should be idempotent anyway.
+ * starting a second one. How the job ended is recorded (the `exit` event, with the service's name, its
+ * exit code and last log lines) before its service is removed, and an attempt that resumes reads that
+ * event first: an agent dying between the removal and the end of the operation no longer runs the job
+ * again; the next attempt reports the recorded exit. (Without a database, in unit tests, there is no
+ * event to read and only the service is looked for.)
+ *
+ * `runJobService` is the same machinery for any job spec: `release.job` (`mp job run`), `pre_deploy:`
+ * jobs inside a deploy and cron ticks run release job templates through it (agent/cron/templates.ts).
  */
 import type Dockerode from 'dockerode';
 import { z } from 'zod';
 import { ConflictError, DockerError, MiniPaasError, NotFoundError } from '../../sql/errors.ts';
-import type { ServiceInfo, TaskInfo } from '../docker/engine.ts';
+import type { DockerEngine, ServiceInfo, TaskInfo } from '../docker/engine.ts';
 import { dockerName } from './names.ts';
 import type { Executor, ExecutorContext, Json } from './types.ts';
 import { waitUntil } from './waiting.ts';
@@ -41,17 +46,33 @@ export const payloadSchema = z.strictObject({
 
 export type JobPayload = z.infer<typeof payloadSchema>;
 
-/** What the plan depends on: the operation and the job service, if an earlier attempt created it. */
+/** How a job ended, as its `exit` event records it (before the service is removed). */
+export interface RecordedExit {
+  service: string;
+  exitCode: number;
+  /** The last task state: `complete`, or `failed`, `rejected`... */
+  state: string;
+  durationMs: number;
+  logs: string[];
+  /** When the job's container started (RFC 3339), when known. */
+  startedAt?: string;
+  nodeId?: string;
+}
+
+/** What the plan depends on: the operation, the job service if an earlier attempt created it, and its recorded end. */
 export interface JobState {
   operationId: string;
   /** `mp-job-<operationId>`. */
   serviceName: string;
   existing?: Pick<ServiceInfo, 'id' | 'name' | 'createdAt'>;
+  /** The end an earlier attempt recorded: nothing is run again. */
+  recorded?: RecordedExit;
 }
 
 export type JobAction =
   | { type: 'create-service'; service: string; spec: JobSpec }
   | { type: 'resume'; service: string; serviceId: string }
+  | { type: 'recorded-exit'; service: string; exitCode: number }
   | { type: 'wait-exit'; service: string; timeoutMs: number }
   | { type: 'remove-service'; service: string };
 
@@ -88,6 +109,21 @@ export function jobSpec(payload: JobPayload, state: Pick<JobState, 'operationId'
 }
 
 /**
+ * Pure: for any job spec, report the end an earlier attempt recorded (removing what is left), or create
+ * the job (or resume the one an earlier attempt created), wait for it to exit, remove it.
+ */
+export function planJob(spec: JobSpec, state: Omit<JobState, 'operationId'>, timeoutMs: number): JobAction[] {
+  const service = state.serviceName;
+  if (state.recorded) {
+    return [{ type: 'recorded-exit', service, exitCode: state.recorded.exitCode }, { type: 'remove-service', service }];
+  }
+  const start: JobAction = state.existing
+    ? { type: 'resume', service, serviceId: state.existing.id }
+    : { type: 'create-service', service, spec };
+  return [start, { type: 'wait-exit', service, timeoutMs }, { type: 'remove-service', service }];
+}
+
+/**
  * Pure: create the job (or resume the one an earlier attempt created), wait for it to exit, remove it.
  *
  * @example
@@ -95,33 +131,58 @@ export function jobSpec(payload: JobPayload, state: Pick<JobState, 'operationId'
  *   // [{ type: 'create-service', service: 'mp-job-7', spec }, { type: 'wait-exit', ... }, { type: 'remove-service', ... }]
  */
 export function plan(payload: JobPayload, state: JobState): JobAction[] {
-  const service = state.serviceName;
-  const start: JobAction = state.existing
-    ? { type: 'resume', service, serviceId: state.existing.id }
-    : { type: 'create-service', service, spec: jobSpec(payload, state) };
-  return [start, { type: 'wait-exit', service, timeoutMs: payload.timeoutSeconds * 1000 }, { type: 'remove-service', service }];
+  return planJob(jobSpec(payload, state), state, payload.timeoutSeconds * 1000);
 }
 
-/** Reads whether this operation's job service exists already. */
-export async function observe(ctx: Pick<ExecutorContext, 'docker' | 'operationId'>, _payload: JobPayload): Promise<JobState> {
-  const serviceName = jobServiceName(ctx.operationId);
+/** The `exit` event an earlier attempt of this operation recorded for `service`, if any (needs the database). */
+async function recordedExit(ctx: Pick<ExecutorContext, 'pool' | 'operationId'>, service: string): Promise<RecordedExit | undefined> {
+  if (!ctx.pool || !/^\d+$/.test(ctx.operationId)) return undefined;
+  const { rows } = await ctx.pool.query<{ data: RecordedExit }>(
+    `select e.payload -> 'data' as data from mp.operation_events($1, 0) e
+      where e.payload ->> 'step' = 'exit' and e.payload -> 'data' ->> 'service' = $2
+      order by e.pos desc limit 1`,
+    [ctx.operationId, service],
+  );
+  return rows[0]?.data;
+}
+
+/** How many log lines of `service` earlier attempts already reported (so a resumed one does not repeat them). */
+async function reportedLogLines(ctx: Pick<ExecutorContext, 'pool' | 'operationId'>, service: string): Promise<number> {
+  if (!ctx.pool || !/^\d+$/.test(ctx.operationId)) return 0;
+  const { rows } = await ctx.pool.query<{ n: string | null }>(
+    `select sum(jsonb_array_length(e.payload -> 'data' -> 'lines')) as n from mp.operation_events($1, 0) e
+      where e.payload ->> 'step' = 'log' and e.payload -> 'data' ->> 'service' = $2`,
+    [ctx.operationId, service],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Reads whether the job service `serviceName` exists already, and whether an earlier attempt recorded its end. */
+export async function observeJob(ctx: Pick<ExecutorContext, 'docker' | 'operationId' | 'pool'>, serviceName: string): Promise<JobState> {
   // A name filter matches by prefix (mp-job-1 would match mp-job-12): pick the exact name.
   const services = await ctx.docker.listServices({ name: [serviceName] });
   const found = services.find((s) => s.name === serviceName);
+  const recorded = await recordedExit(ctx, serviceName);
   return {
     operationId: ctx.operationId,
     serviceName,
     existing: found ? { id: found.id, name: found.name, createdAt: found.createdAt } : undefined,
+    ...(recorded ? { recorded } : {}),
   };
 }
 
-/** How a job's task ended. */
+/** Reads whether this operation's job service exists already. */
+export async function observe(ctx: Pick<ExecutorContext, 'docker' | 'operationId' | 'pool'>, _payload: JobPayload): Promise<JobState> {
+  return await observeJob(ctx, jobServiceName(ctx.operationId));
+}
+
+/** How a job's tasks ended. */
 interface JobExit {
   task: TaskInfo;
   exitCode: number;
 }
 
-/** The newest task: with no restarts there is one, but a rejected one may leave another behind. */
+/** The newest task: with no restarts there is one per replica, but a rejected one may leave another behind. */
 function newest(tasks: TaskInfo[]): TaskInfo | undefined {
   return [...tasks].sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? ''))[0];
 }
@@ -129,16 +190,47 @@ function newest(tasks: TaskInfo[]): TaskInfo | undefined {
 /** Task states that end a job's task. `complete` is success; the others are failures. */
 const ENDED = new Set(['complete', 'failed', 'rejected', 'shutdown', 'orphaned', 'remove']);
 
-async function execute(ctx: ExecutorContext, payload: JobPayload): Promise<JobResult> {
+/** One job to run: its service's name and spec, and how it is reported. */
+export interface JobRun {
+  service: string;
+  spec: JobSpec;
+  /** `job 'migrate' (mp-job-7)`: how messages name it. */
+  label: string;
+  image: string;
+  timeoutMs: number;
+  /** Tasks to complete (a replicated job's TotalCompletions; default 1). */
+  replicas?: number;
+  /** Report the job's output as `log` steps while it runs (`mp job run` prints them). */
+  streamLogs?: boolean;
+  /** Called once the job's container runs, with its start time: cron records it as the run's start. */
+  onStarted?(info: { startedAt: string; nodeId?: string }): Promise<void>;
+}
+
+/** How a job ended. `ok` is exit code 0 on every task. */
+export interface JobOutcome extends RecordedExit {
+  ok: boolean;
+  /** An earlier attempt started it (or ended it). */
+  resumed: boolean;
+}
+
+/**
+ * Runs one job to its end (observe, plan, apply; see the module comment for crash safety) and returns
+ * how it ended, failed or not; throws only when it could not be run or waited for (timeout, cancel,
+ * removed under it, Docker errors). The service is removed in every case.
+ *
+ * @example
+ *   const end = await runJobService(ctx, { service: 'mp-job-7', spec, label: 'job migrate', image, timeoutMs: 600_000 });
+ *   if (!end.ok) throw new DockerError('JOB_FAILED', `exit code ${end.exitCode}`);
+ */
+export async function runJobService(ctx: ExecutorContext, run: JobRun): Promise<JobOutcome> {
   ctx.signal.throwIfAborted();
-  const state = await observe(ctx, payload);
-  const label = payload.name ? `job '${payload.name}' (${state.serviceName})` : `job ${state.serviceName}`;
-  let service: Pick<ServiceInfo, 'id' | 'name'> = { id: state.serviceName, name: state.serviceName };
+  const state = await observeJob(ctx, run.service);
+  const label = run.label;
+  let service: Pick<ServiceInfo, 'id' | 'name'> = { id: run.service, name: run.service };
   let startedAt = Date.now();
   let resumed = false;
   let removed = false;
-  let exit: JobExit | undefined;
-  let logs: string[] = [];
+  let outcome: JobOutcome | undefined;
   const resume = async (existing: Pick<ServiceInfo, 'id' | 'name' | 'createdAt'>): Promise<void> => {
     service = { id: existing.id, name: existing.name };
     // The job's duration counts from its creation, on whichever attempt that was.
@@ -147,15 +239,25 @@ async function execute(ctx: ExecutorContext, payload: JobPayload): Promise<JobRe
     await ctx.step('resume', `resuming: ${label} already started`, { service: existing.name, serviceId: existing.id });
   };
   try {
-    for (const action of plan(payload, state)) {
+    for (const action of planJob(run.spec, state, run.timeoutMs)) {
       switch (action.type) {
+        case 'recorded-exit': {
+          const r = state.recorded!;
+          await ctx.step('resume', `${label} already ended with exit code ${r.exitCode} (recorded by an earlier attempt); not run again`, {
+            service: r.service,
+            exitCode: r.exitCode,
+          });
+          outcome = { ...r, ok: r.state === 'complete', resumed: true };
+          if (state.existing) service = { id: state.existing.id, name: state.existing.name };
+          break;
+        }
         case 'create-service':
           ctx.signal.throwIfAborted();
           try {
             // @types/dockerode's ServiceSpec predates job modes; the engine (API 1.41) takes them.
             const id = await ctx.docker.createService(action.spec as Dockerode.ServiceSpec);
             service = { id, name: action.service };
-            await ctx.step('create', `created ${label} from image ${payload.image}`, { service: action.service, serviceId: id });
+            await ctx.step('create', `created ${label} from image ${run.image}`, { service: action.service, serviceId: id });
           } catch (err) {
             // Created between our look and our create (a duplicate delivery): that job is the one to wait for.
             if (!(err instanceof ConflictError)) throw err;
@@ -165,11 +267,32 @@ async function execute(ctx: ExecutorContext, payload: JobPayload): Promise<JobRe
         case 'resume':
           await resume(state.existing!);
           break;
-        case 'wait-exit':
-          exit = await waitExit(ctx, service, label, action.timeoutMs);
+        case 'wait-exit': {
+          const logs = run.streamLogs ? await logStreamer(ctx, service, await reportedLogLines(ctx, service.name)) : undefined;
+          const exit = await waitExit(ctx, service, label, action.timeoutMs, run, () => logs?.poll());
+          await logs?.poll(true);
+          const failed = exit.task.state !== 'complete';
           // Logs must be read before the service (and with it its tasks' logs) is removed.
-          if (exit.task.state !== 'complete') logs = await lastLogs(ctx, service);
+          const tail = failed ? await lastLogs(ctx, service) : [];
+          const durationMs = Date.now() - startedAt;
+          const recorded: RecordedExit = {
+            service: service.name,
+            exitCode: exit.exitCode,
+            state: exit.task.state,
+            durationMs,
+            logs: tail,
+            ...(exit.startedAt ? { startedAt: exit.startedAt } : {}),
+            ...(exit.task.nodeId ? { nodeId: exit.task.nodeId } : {}),
+          };
+          // Recorded before the service goes: a resumed attempt finds this and does not run the job again.
+          await ctx.step(
+            'exit',
+            failed ? `${label} failed (${describeEnd(exit.task)}) after ${seconds(durationMs)}` : `${label} exited with code 0 after ${seconds(durationMs)}`,
+            recorded as unknown as Record<string, Json>,
+          );
+          outcome = { ...recorded, ok: !failed, resumed };
           break;
+        }
         case 'remove-service':
           await removeJob(ctx, service);
           removed = true;
@@ -181,25 +304,32 @@ async function execute(ctx: ExecutorContext, payload: JobPayload): Promise<JobRe
     // the next attempt resumes the job instead.)
     if (!removed) await removeJob(ctx, service);
   }
-  const durationMs = Date.now() - startedAt;
-  const { task, exitCode } = exit!;
-  if (task.state !== 'complete') {
-    await ctx.step('exit', `${label} failed (${describeEnd(task)}) after ${seconds(durationMs)}`, {
-      exitCode,
-      state: task.state,
-      durationMs,
-      logs,
-    });
-    throw new DockerError(
-      'JOB_FAILED',
-      task.state === 'failed'
-        ? `${label} failed with exit code ${exitCode} after ${seconds(durationMs)}`
-        : `${label} did not run: ${describeEnd(task)}`,
-      logs.length ? `its last output: ${logs.slice(-3).join(' | ')}` : `is image ${payload.image} on the node that ran it?`,
-    );
-  }
-  await ctx.step('exit', `${label} exited with code 0 after ${seconds(durationMs)}`, { exitCode: 0, durationMs });
-  return { exitCode: 0, durationMs, service: service.name, resumed };
+  return outcome!;
+}
+
+/** The error a failed job ends its operation with: exit code and last output. */
+export function jobFailure(label: string, end: RecordedExit, image: string): DockerError {
+  return new DockerError(
+    'JOB_FAILED',
+    end.state === 'failed'
+      ? `${label} failed with exit code ${end.exitCode} after ${seconds(end.durationMs)}`
+      : `${label} did not run: task ${end.state}`,
+    end.logs.length ? `its last output: ${end.logs.slice(-3).join(' | ')}` : `is image ${image} on the node that ran it?`,
+  );
+}
+
+async function execute(ctx: ExecutorContext, payload: JobPayload): Promise<JobResult> {
+  const serviceName = jobServiceName(ctx.operationId);
+  const label = payload.name ? `job '${payload.name}' (${serviceName})` : `job ${serviceName}`;
+  const end = await runJobService(ctx, {
+    service: serviceName,
+    spec: jobSpec(payload, { operationId: ctx.operationId, serviceName }),
+    label,
+    image: payload.image,
+    timeoutMs: payload.timeoutSeconds * 1000,
+  });
+  if (!end.ok) throw jobFailure(label, end, payload.image);
+  return { exitCode: 0, durationMs: end.durationMs, service: serviceName, resumed: end.resumed };
 }
 
 function seconds(ms: number): string {
@@ -211,18 +341,42 @@ function describeEnd(task: TaskInfo): string {
   return `task ${task.state}${task.error ? `: ${task.error}` : ''}`;
 }
 
-/** Polls the job's task until it ends; reports `running` once. Times out into a `DockerError`. */
+/** When a task's container started: the container's own start time where this engine has it, else the task's. */
+async function containerStart(docker: DockerEngine, task: TaskInfo): Promise<string | undefined> {
+  try {
+    const raw = (await docker.api.getTask(task.id).inspect()) as { Status?: { ContainerStatus?: { ContainerID?: string } } };
+    const id = raw.Status?.ContainerStatus?.ContainerID;
+    if (id) {
+      const c = await docker.api.getContainer(id).inspect();
+      if (c.State?.StartedAt && !c.State.StartedAt.startsWith('0001-')) return c.State.StartedAt;
+    }
+  } catch {
+    // on another node, or gone: the task's timestamp is close enough
+  }
+  return task.updatedAt;
+}
+
+/**
+ * Polls the job's tasks until they end (all `replicas` complete, or one fails); reports `running` once.
+ * Times out into a `DockerError`.
+ */
 async function waitExit(
   ctx: ExecutorContext,
   service: Pick<ServiceInfo, 'id' | 'name'>,
   label: string,
   timeoutMs: number,
-): Promise<JobExit> {
+  run: Pick<JobRun, 'replicas' | 'onStarted'>,
+  onPoll: () => Promise<void> | undefined,
+): Promise<JobExit & { startedAt?: string }> {
   let reportedRunning = false;
+  let startedAt: string | undefined;
   let last: TaskInfo | undefined;
+  const total = run.replicas ?? 1;
   return await waitUntil(
     async () => {
-      const task = newest(await ctx.docker.listTasks({ serviceIds: [service.id] }));
+      await onPoll();
+      const tasks = await ctx.docker.listTasks({ serviceIds: [service.id] });
+      const task = newest(tasks);
       last = task;
       if (!task) {
         // No task yet (just created), or the service was removed under us.
@@ -234,15 +388,23 @@ async function waitExit(
         });
         return undefined;
       }
-      if (!reportedRunning && (task.state === 'running' || ENDED.has(task.state))) {
+      const started = tasks.find((t) => t.state === 'running' || ENDED.has(t.state));
+      if (!reportedRunning && started) {
         reportedRunning = true;
-        await ctx.step('running', `${label} running`, { taskId: task.id, nodeId: task.nodeId });
+        startedAt = await containerStart(ctx.docker, started);
+        await ctx.step('running', `${label} running`, { taskId: started.id, nodeId: started.nodeId, startedAt });
+        if (startedAt) await run.onStarted?.({ startedAt, ...(started.nodeId ? { nodeId: started.nodeId } : {}) });
       }
-      if (!ENDED.has(task.state)) return undefined;
-      return { task, exitCode: task.state === 'complete' ? 0 : (task.exitCode ?? -1) };
+      // With no restarts, one task that ended other than complete ends the job as failed.
+      const failed = tasks.find((t) => ENDED.has(t.state) && t.state !== 'complete');
+      if (failed) return { task: failed, exitCode: failed.exitCode ?? -1, startedAt };
+      if (tasks.filter((t) => t.state === 'complete').length >= total) return { task, exitCode: 0, startedAt };
+      return undefined;
     },
     {
       timeoutMs,
+      // Quick polls: a cron run's start time and a short job's end are seen within a quarter second.
+      intervalMs: 250,
       signal: ctx.signal,
       onTimeout: () =>
         new DockerError(
@@ -252,6 +414,36 @@ async function waitExit(
         ),
     },
   );
+}
+
+/** How many lines one `log` step carries at most. */
+const LOG_BATCH = 200;
+
+/**
+ * Reports a running job's new output lines as `log` steps, on each `poll()` (every quarter second
+ * while the job runs, and once after it ended). Reads the service's logs and reports the lines after
+ * the ones already reported: simple, and complete even when a poll is missed.
+ */
+async function logStreamer(ctx: ExecutorContext, service: Pick<ServiceInfo, 'id' | 'name'>, already: number): Promise<{ poll(final?: boolean): Promise<void> }> {
+  let sent = already;
+  let lastRead = 0;
+  return {
+    async poll(final = false) {
+      if (!final && Date.now() - lastRead < 400) return;
+      lastRead = Date.now();
+      let lines: string[];
+      try {
+        lines = await ctx.docker.serviceLogs(service, { tail: 100_000 });
+      } catch {
+        return;
+      }
+      while (lines.length > sent) {
+        const batch = lines.slice(sent, sent + LOG_BATCH);
+        sent += batch.length;
+        await ctx.step('log', batch.length === 1 ? batch[0]! : `${batch[0]!} (+${batch.length - 1} lines)`, { service: service.name, lines: batch });
+      }
+    },
+  };
 }
 
 /** The job's last log lines; a failure to read them never hides the job's own error. */
