@@ -30,5 +30,8 @@ for (const dir of SOURCE_DIRS) {
     filter: (src) => !src.includes('node_modules') && (!/\.[a-z]+$/i.test(src) || asset(src)),
   });
 }
+// The Compose schema compiled ahead of time: ajv takes 0.3 s or more per `mp deploy` to compile it.
+const { standaloneComposeValidator, STANDALONE_FILE } = await import(join(out, 'stack', 'schema', 'compile.js'));
+writeFileSync(join(out, 'stack', 'schema', STANDALONE_FILE), standaloneComposeValidator());
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, '.built'), `${new Date().toISOString()}\n`);

@@ -2,20 +2,26 @@
  * Validation of one Compose file against the Compose specification's JSON schema (vendored, see
  * README.md), with errors as one line per problem: the key path and what is allowed there.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../../sql/errors.ts';
 import { nearMiss } from '../../agent/executors/near-miss.ts';
-
-// The schema is JSON data; reading it through require keeps this module free of file paths.
-const schema = createRequire(import.meta.url)('./compose-spec.json') as Record<string, unknown>;
+import { compileComposeSchema, STANDALONE_FILE } from './compile.ts';
 
 let compiled: ValidateFunction | undefined;
 
+/** The validator the build compiled ahead of time (see compile.ts), or undefined in the sources. */
+function precompiled(): ValidateFunction | undefined {
+  try {
+    return createRequire(import.meta.url)(`./${STANDALONE_FILE}`) as ValidateFunction;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
 function validator(): ValidateFunction {
-  // strict off: the schema uses annotation keywords (`deprecated`) ajv does not know; validateSchema
-  // off: its `$schema` URL has no trailing `#`, which ajv does not map to the draft-07 meta-schema.
-  compiled ??= new Ajv({ strict: false, allErrors: true, validateSchema: false, verbose: true }).compile(schema);
+  compiled ??= precompiled() ?? compileComposeSchema();
   return compiled;
 }
 
