@@ -1,11 +1,14 @@
 /**
  * Building an environment's images where the source is: every service with a `build:` section, through
  * the Docker API of the environment's engine (agent/build), with one progress line per Dockerfile step.
- * The smallest piece of `mp deploy build`: no registry, no push yet.
+ * `mp dev` uses `buildServices` for the example; `mp deploy build` (cli/commands/deploy/build.ts) adds
+ * tags, pushes and the record of what was pushed, which `withRecordedBuilds` puts into the next deploy.
  */
 import { buildImage, type BuiltImage } from '../agent/build/build.ts';
 import { buildsOf } from '../agent/build/compose.ts';
 import type { DockerEngine } from '../agent/docker/engine.ts';
+import type { RecordedBuild } from '../sql/control/builds.ts';
+import type { StackSpec } from '../stack/types.ts';
 import type { Context } from './context.ts';
 import type { LoadedEnvironment } from './environment.ts';
 
@@ -29,4 +32,38 @@ export async function buildServices(ctx: Context, docker: DockerEngine, env: Loa
     built.push(image);
   }
   return built;
+}
+
+/** One service moved onto a recorded build by `withRecordedBuilds`. */
+export interface BuiltImageUse {
+  service: string;
+  /** The image as the Compose files name it. */
+  image: string;
+  /** What the release deploys instead: `<pushed>@<digest>`. */
+  ref: string;
+  /** The build operation that pushed it. */
+  operationId: string;
+}
+
+/**
+ * The spec with every service whose image has a recorded, pushed build (`mp deploy build`) moved onto
+ * exactly that build: `registry/name:version@sha256:...`. Images without one are left for the agent to
+ * pin as before. Pure: the builds are read by the caller (`latestPushedBuilds`).
+ *
+ * @example
+ *   withRecordedBuilds(spec, builds).spec.services[0].spec.TaskTemplate.ContainerSpec.Image
+ *   // '127.0.0.1:5000/shop/hello-api:1@sha256:3f1c...'
+ */
+export function withRecordedBuilds(spec: StackSpec, builds: ReadonlyMap<string, RecordedBuild>): { spec: StackSpec; used: BuiltImageUse[] } {
+  const used: BuiltImageUse[] = [];
+  const services = spec.services.map((service) => {
+    const tpl = service.spec.TaskTemplate;
+    if (!tpl || !('ContainerSpec' in tpl) || !tpl.ContainerSpec?.Image) return service;
+    const build = builds.get(tpl.ContainerSpec.Image);
+    if (!build?.pushed || !build.digest) return service;
+    const ref = `${build.pushed}@${build.digest}`;
+    used.push({ service: service.key, image: tpl.ContainerSpec.Image, ref, operationId: build.operationId });
+    return { ...service, spec: { ...service.spec, TaskTemplate: { ...tpl, ContainerSpec: { ...tpl.ContainerSpec, Image: ref } } } };
+  });
+  return { spec: { ...spec, services }, used };
 }

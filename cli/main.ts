@@ -16,6 +16,7 @@ import { parseInput, reportError } from './errors.ts';
 const commands = {
   agent: () => import('./commands/agent.ts'),
   codeInit: () => import('./commands/code/init.ts'),
+  deployBuild: () => import('./commands/deploy/build.ts'),
   deployDiff: () => import('./commands/deploy/diff.ts'),
   deployHistory: () => import('./commands/deploy/history.ts'),
   deployRollout: () => import('./commands/deploy/rollout.ts'),
@@ -245,13 +246,27 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     cmd
       .requiredOption(envDir, envDirHelp)
       .option('--dry-run', 'print what would be created, updated (field by field) and removed, without submitting')
-      .option('--detach', 'print the release and operation and return instead of following');
+      .option('--detach', 'print the release and operation and return instead of following')
+      .option('--build', 'run `mp deploy build` first; deploy nothing if it fails');
   const deployCmd = rolloutOptions(
     leaf(program, 'deploy', 'deploy an environment: record a release and converge the stack to it (waits until it runs)', commands.deployRollout, {
       stopOn: ['SIGINT'],
     }),
   );
+  // Commander lets `mp deploy` read its own options (--env, --dry-run, --detach) wherever they appear, also
+  // after a verb: `mp deploy build --env X` would leave build's --env unset. A verb gets them back here.
+  deployCmd.hook('preSubcommand', (parent, verb) => {
+    for (const option of verb.options) {
+      const key = option.attributeName();
+      if (parent.getOptionValueSource(key) === 'cli' && verb.getOptionValue(key) === undefined) verb.setOptionValueWithSource(key, parent.getOptionValue(key), 'cli');
+    }
+  });
   rolloutOptions(leaf(deployCmd, 'rollout', 'the same as `mp deploy` (the original\'s verb)', commands.deployRollout, { stopOn: ['SIGINT'] }));
+  leaf(deployCmd, 'build', "build every service with build: on the environment's engine, push it to registry: and record the digests the next deploy uses", commands.deployBuild, {
+    stopOn: ['SIGINT'],
+  })
+    .requiredOption(envDir, envDirHelp)
+    .option('--dry-run', 'print what would be built, tagged and pushed, without building');
   leaf(deployCmd, 'history', 'the releases of an environment, newest first', commands.deployHistory)
     .requiredOption(envDir, envDirHelp)
     .option('--limit <n>', 'how many', '20');
@@ -359,6 +374,31 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--detach', 'submit and return without following')
     .option('--timeout <seconds>', 'how long to follow', '1800');
   // End of provisioning.
+
+  // Jobs and cron (issue 12): job templates of the current release, schedules, runs. Loaders inline: this block is the cron area's.
+  const jobCmd = program.command('job').description('one-off jobs: job templates of the current release');
+  leaf(jobCmd, 'run', "run a job template of the current release; streams its output and exits with the job's exit code", () => import('./commands/job/run.ts'), { stopOn: ['SIGINT'] })
+    .requiredOption(envDir, envDirHelp)
+    .argument('<job>', 'the job service (org.minipaas.kind: job) of the Compose files')
+    .argument('[args...]', "after --: replaces the job's command")
+    .option('--detach', 'return once submitted instead of following');
+  const cronCmd = program.command('cron').description('cron jobs: schedules of the current release and their runs');
+  leaf(cronCmd, 'ls', "each cron job: schedule, policies, next and last run, failures", () => import('./commands/cron/ls.ts')).requiredOption(envDir, envDirHelp);
+  leaf(cronCmd, 'history', 'the runs of one cron job, newest first', () => import('./commands/cron/history.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<job>', 'cron job')
+    .option('--limit <n>', 'how many runs', '20');
+  leaf(cronCmd, 'run', "run a cron job now, once; follows it and exits with the job's exit code", () => import('./commands/cron/run.ts'), { stopOn: ['SIGINT'] })
+    .requiredOption(envDir, envDirHelp)
+    .argument('<job>', 'cron job')
+    .option('--detach', 'return once submitted instead of following');
+  leaf(cronCmd, 'suspend', 'stop a cron job ticking (its ticks are recorded as skipped)', () => import('./commands/cron/suspend.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<job>', 'cron job');
+  leaf(cronCmd, 'resume', 'let a suspended cron job tick again, from now', () => import('./commands/cron/suspend.ts').then((m) => m.resume))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<job>', 'cron job');
+  // End of jobs and cron.
 
   const agentCmd = leaf(program, 'agent', 'run a node agent in the foreground: claims and executes operations until Ctrl-C/SIGTERM', commands.agent, {
     stopOn: ['SIGINT', 'SIGTERM'],

@@ -620,6 +620,102 @@ export class DockerEngine {
     });
     return outcome;
   }
+
+  /** Tags a local image (`docker tag`): `source` by name or id, `target` as `repository:tag`. */
+  async tagImage(source: string, target: string): Promise<void> {
+    const { repository, tag } = splitTag(target);
+    await this.call(`image '${source}'`, () => this.api.getImage(source).tag({ repo: repository, tag }));
+  }
+
+  /**
+   * `POST /images/{name}/push` for one tag (`repository:tag`), with registry credentials when `auth`
+   * is given (sent as X-Registry-Auth, never logged), calling `onMessage` with each progress message
+   * (`status` Preparing, Pushing with `progressDetail`, Pushed, per layer `id`). Resolves with the
+   * digest the registry gave, or the error it reported (connection refused, no basic auth credentials,
+   * a read-only registry...): a refused push is an outcome for the caller to word, not an exception.
+   * Throws `DockerError`/`NotFoundError` when the engine itself refuses (no such local image).
+   *
+   * @example
+   *   const { digest, error } = await docker.pushImage('127.0.0.1:5000/shop/api:1', {}, (m) => bar.update(m));
+   */
+  async pushImage(reference: string, opts: PushOptions = {}, onMessage: (message: PushMessage) => void = () => {}): Promise<PushOutcome> {
+    const { repository, tag } = splitTag(reference);
+    const subject = `the push of image '${reference}'`;
+    const dial = { tag, authconfig: opts.auth ?? {}, abortSignal: opts.signal } as unknown as Parameters<Dockerode.Image['push']>[0];
+    const res = (await this.call(subject, () => this.api.getImage(repository).push(dial))) as NodeJS.ReadableStream;
+    const outcome: PushOutcome = {};
+    const take = (line: string): void => {
+      if (!line.trim()) return;
+      let message: PushMessage;
+      try {
+        message = JSON.parse(line) as PushMessage;
+      } catch {
+        message = { status: line };
+      }
+      if (message.aux?.Digest) outcome.digest = message.aux.Digest;
+      if (message.error) outcome.error = message.errorDetail?.message || message.error;
+      onMessage(message);
+    };
+    await this.call(subject, async () => {
+      let buf = '';
+      for await (const chunk of res as AsyncIterable<Buffer | string>) {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          take(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      }
+      take(buf);
+    });
+    return outcome;
+  }
+}
+
+/** Credentials for one registry, as the Engine API takes them (X-Registry-Auth). */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry host (`registry.example.com`, `127.0.0.1:5000`). */
+  serveraddress: string;
+}
+
+/** Options of `pushImage`. */
+export interface PushOptions {
+  /** Credentials; without them the push is anonymous (a lab registry on 127.0.0.1). */
+  auth?: RegistryAuth;
+  /** Aborts the push (the engine stops when the connection closes). */
+  signal?: AbortSignal;
+}
+
+/** One JSON message of the push progress stream, narrowed. */
+export interface PushMessage {
+  /** `Preparing`, `Waiting`, `Pushing`, `Pushed`, `Layer already exists`, `1: digest: sha256:... size: 527`. */
+  status?: string;
+  /** The layer (short id) a status is about. */
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  progress?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  /** `{ Tag, Digest, Size }` once the manifest is pushed. */
+  aux?: { Tag?: string; Digest?: string; Size?: number };
+}
+
+/** How a push ended, as the engine said it. */
+export interface PushOutcome {
+  /** `sha256:...` of the pushed manifest. */
+  digest?: string;
+  /** What the engine or the registry said when the push failed. */
+  error?: string;
+}
+
+/** `registry:5000/shop/api:1` -> `{ repository: 'registry:5000/shop/api', tag: '1' }`; tag `latest` when none. */
+export function splitTag(reference: string): { repository: string; tag: string } {
+  const name = reference.split('@')[0]!;
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) return { repository: name.slice(0, colon), tag: name.slice(colon + 1) };
+  return { repository: name, tag: 'latest' };
 }
 
 /**

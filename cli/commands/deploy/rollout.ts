@@ -1,14 +1,20 @@
 /**
- * `mp deploy --env DIR [--dry-run] [--detach]` (also `mp deploy rollout`): loads and validates the
- * environment directory, records the full desired stack as a new release and enqueues its `deploy`
+ * `mp deploy --env DIR [--dry-run] [--detach] [--build]` (also `mp deploy rollout`): loads and validates
+ * the environment directory, records the full desired stack as a new release and enqueues its `deploy`
  * operation in the same transaction, then follows it until the stack has converged or failed.
+ *
+ * Services whose image has a pushed build recorded by `mp deploy build` deploy exactly that build
+ * (`registry/name:version@sha256:...`); `--build` runs that build first, and deploys nothing when it fails.
  */
 import { z } from 'zod';
 import { observeStack, planStack } from '../../../agent/deploy/index.ts';
 import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
 import type { Context } from '../../context.ts';
 import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
-import { loadEnvironment } from '../../environment.ts';
+import { latestPushedBuilds } from '../../../sql/control/builds.ts';
+import { withRecordedBuilds } from '../../builds.ts';
+import { loadEnvironment, type LoadedEnvironment } from '../../environment.ts';
+import { buildEnvironment } from './build.ts';
 import { toJson } from '../../output.ts';
 import { keepScale } from '../scale.ts';
 
@@ -17,9 +23,12 @@ export const options = z
     env: z.string().min(1, 'name the environment directory, e.g. --env prod'),
     dryRun: z.boolean().default(false),
     detach: z.boolean().default(false),
+    // Optional rather than defaulted: callers that build Options by hand (secret create --deploy) need not name it.
+    build: z.boolean().optional(),
   })
   .strict()
-  .refine((o) => !(o.detach && o.dryRun), { message: '--detach and --dry-run exclude each other', path: ['detach'] });
+  .refine((o) => !(o.detach && o.dryRun), { message: '--detach and --dry-run exclude each other', path: ['detach'] })
+  .refine((o) => !(o.build && o.dryRun), { message: '--build and --dry-run exclude each other (`mp deploy build --dry-run` shows the builds)', path: ['build'] });
 export type Options = z.output<typeof options>;
 
 /**
@@ -32,8 +41,11 @@ export type Options = z.output<typeof options>;
  *   ...
  */
 export async function run(ctx: Context, opts: Options): Promise<void> {
-  const env = loadEnvironment(opts.env);
-  for (const warning of env.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  const loaded = loadEnvironment(opts.env);
+  for (const warning of loaded.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
+  // A build that fails throws here: no release, no deploy operation.
+  if (opts.build) await buildEnvironment(ctx, loaded);
+  const env = await onRecordedBuilds(ctx, loaded);
   // Counts set by `mp scale` stay while the Compose files still say what they said then.
   const release = await keepScale(ctx, await deployRelease(ctx, env));
   if (opts.dryRun) {
@@ -54,4 +66,13 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const docker = await environmentDocker(env.settings, '`mp deploy`').catch(() => undefined);
   if (docker) await resolveImages(docker, env.spec);
   await submitRelease(ctx, release, { detach: opts.detach });
+}
+
+/** The environment with its services moved onto their recorded builds, saying which. */
+async function onRecordedBuilds(ctx: Context, env: LoadedEnvironment): Promise<LoadedEnvironment> {
+  const { spec, used } = withRecordedBuilds(env.spec, await latestPushedBuilds(ctx.db().pool, env.name));
+  if (!ctx.json) {
+    for (const u of used) ctx.stdout.write(`${u.service}: ${u.image} is build ${u.operationId}, ${u.ref}\n`);
+  }
+  return { ...env, spec };
 }
