@@ -138,8 +138,13 @@ function hostKeyPolicy(payload: HostPayload, pool: pg.Pool | undefined): ReturnT
 
 async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
 

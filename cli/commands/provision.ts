@@ -176,7 +176,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   if (ctx.json) ctx.stdout.write(`${JSON.stringify({ seconds, hosts: finals.map((f) => ({ ...f, changed: results.find((r) => r.host === f.host)?.changed ?? null })) })}\n`);
   else {
     const changed = results.filter((r) => r.changed).length;
-    ctx.stdout.write(`provisioned ${finals.length - failed.length} of ${finals.length} hosts in ${seconds} s: ${changed ? `${changed} changed` : 'all unchanged'}\n`);
+    const how = failed.length ? `${failed.length} failed` : changed ? `${changed} changed` : 'all unchanged';
+    ctx.stdout.write(`provisioned ${finals.length - failed.length} of ${finals.length} hosts in ${seconds} s: ${how}\n`);
   }
   if (failed.length) {
     throw new ConflictError(

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts a lab host: its own SSH host keys, the test's public key, the lab's apt proxy, then sshd.
 set -eu
+mkdir -p /run/sshd
 ssh-keygen -A >/dev/null
 if [ -n "${AUTHORIZED_KEY:-}" ]; then
   printf '%s\n' "$AUTHORIZED_KEY" >/root/.ssh/authorized_keys
