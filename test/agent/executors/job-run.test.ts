@@ -1,10 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePayload } from '../../../agent/executors/index.ts';
 import { jobRun, jobServiceName, plan, type JobPayload } from '../../../agent/executors/job-run.ts';
 import { ConfigError, DockerError } from '../../../sql/errors.ts';
 import { describeSwarm, LAB_BUSYBOX_IMAGE, useDockerScope } from '../../support/docker.ts';
 import { waitFor } from '../../support/wait.ts';
-import { recordingContext } from './recording-context.ts';
+import { freshDatabase, type TestDatabase } from '../../support/database.ts';
+import { recordingContext, type RecordingContext } from './recording-context.ts';
 
 const payload = (over: Partial<JobPayload> = {}): JobPayload => ({
   image: 'busybox:latest',
@@ -146,5 +148,43 @@ describeSwarm('job.run on the lab Swarm', () => {
       /was still running after 2 s; stopped it/,
     );
     expect(await serviceGone(jobServiceName(ctx.operationId))).toBe(true);
+  });
+});
+
+describeSwarm('job.run crash window on the lab Swarm', () => {
+  const lab = useDockerScope();
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await freshDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  /** A context whose steps are real events of operation `op` (so a later attempt can read them). */
+  function dbContext(op: string, crashOn?: string): RecordingContext & { pool: pg.Pool } {
+    const base = recordingContext(lab.docker, undefined, op);
+    return {
+      ...base,
+      pool: db.pool,
+      async step(name, message, data) {
+        base.steps.push({ name, message, data });
+        await db.pool.query(`select mp.op_event($1, $2, $3, 'info', $4)`, [op, name, message, data === undefined ? null : JSON.stringify(data)]);
+        if (name === crashOn) throw new Error(`agent died after recording ${name}`);
+      },
+    };
+  }
+
+  it('does not run a job again when its agent died after recording the exit and before the operation ended', async () => {
+    const p = payload({ image: LAB_BUSYBOX_IMAGE, command: ['sh', '-c', 'echo once'], timeoutSeconds: 60 });
+    const op = String((await db.pool.query(`select mp.submit_operation('job.run', null, $1) id`, [JSON.stringify(p)])).rows[0].id);
+    lab.track(jobServiceName(op));
+    const first = dbContext(op, 'exit');
+    await expect(jobRun.execute(first, p)).rejects.toThrow(/agent died after recording exit/);
+    const second = dbContext(op);
+    const result = await jobRun.execute(second, p);
+    expect(result).toMatchObject({ exitCode: 0, resumed: true });
+    expect(second.steps.map((s) => s.name)).toEqual(['resume']);
+    expect(second.steps[0]!.message).toMatch(/already ended with exit code 0 \(recorded by an earlier attempt\); not run again/);
+    const { rows } = await db.pool.query(`select count(*)::int n from mp.operation_events($1, 0) e where e.payload ->> 'step' = 'create'`, [op]);
+    expect(rows[0].n).toBe(1);
   });
 });
