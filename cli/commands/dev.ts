@@ -83,7 +83,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
       const example = opts.example ? exampleDir() : undefined;
       // Before the agent starts, so it registers as the Swarm manager it then is.
       const swarm = docker && example ? await ensureSwarm(docker, out) : false;
-      const local = await runLocalAgent(dev, { url: server.url, name: opts.name, docker, clusterKeys: keys });
+      // Also the provisioner: `mp provision` reaches hosts over SSH from this machine.
+      const local = await runLocalAgent(dev, { url: server.url, name: opts.name, docker, clusterKeys: keys, provisioner: true });
       try {
         const { agent } = local;
         out(`agent ${agent.name} registered; claims ${agent.targets.join(', ')}${docker ? ` on Docker at ${docker.endpoint}` : ' (no Docker engine)'}`);

@@ -38,11 +38,11 @@ describe('mp dev without a Docker engine', () => {
       { timeoutMs: 60_000, intervalMs: 100 },
     );
 
-    // Startup: the agent registers for its own node only (no Docker, so no manager), and one stdout line
+    // Startup: the agent registers for its own node and as the provisioner (no Docker, so no manager), and one stdout line
     // names every kind and how it fails; the probe's warning on stderr names the endpoint it tried.
     const out = lines(running.out());
     expect(out[0]).toBe('using the PostgreSQL named by DATABASE_URL (or --database-url)');
-    expect(out).toContain(`agent ${NODE} registered; claims node:${NODE} (no Docker engine)`);
+    expect(out).toContain(`agent ${NODE} registered; claims node:${NODE}, provisioner (no Docker engine)`);
     const manager = knownKinds().filter((k) => executors.get(k)!.target === 'manager');
     const others = knownKinds().filter((k) => !manager.includes(k));
     expect(others).toContain('docker.info');
