@@ -71,12 +71,13 @@ describe('mp nodes ls', () => {
     await db.pool.query(`select mp.node_register('node-a', 'host-a', '0.1.0', '{node:node-a,manager}', '{docker.info}', 'x1', 'manager')`);
     await db.pool.query(`select mp.node_register('node-b', 'host-b', '0.1.0', '{node:node-b}', '{docker.info}')`);
     await db.pool.query(`update mp.nodes set heartbeat_at = now() - interval '5 minutes' where name = 'node-b'`);
+    await db.pool.query(`select mp.node_heartbeat('node-a', '{"cpu_percent": 12.4, "memory_percent": 40, "disk_percent": 61.2, "load1": 0.31, "cpus": 2}')`);
     const text = ctx();
     await nodesLs.run(text, {});
     expect(lines(text.out())).toEqual([
-      expect.stringMatching(/^NODE\s+ROLE\s+ALIVE\s+LAST HEARTBEAT\s+VERSION\s+RUNNING OPS\s+CLAIMS$/),
-      expect.stringMatching(/^node-a\s+manager\s+yes\s+\d+s ago\s+0\.1\.0\s+0\s+node:node-a, manager$/),
-      expect.stringMatching(/^node-b\s+no docker\s+no\s+5m0\ds ago\s+0\.1\.0\s+0\s+node:node-b$/),
+      expect.stringMatching(/^NODE\s+ROLE\s+ALIVE\s+LAST HEARTBEAT\s+VERSION\s+RUNNING OPS\s+CPU\s+MEM\s+DISK\s+LOAD\s+INCIDENTS\s+CLAIMS$/),
+      expect.stringMatching(/^node-a\s+manager\s+yes\s+\d+s ago\s+0\.1\.0\s+0\s+12%\s+40%\s+61%\s+0\.31\s+\S+\s+node:node-a, manager$/),
+      expect.stringMatching(/^node-b\s+no docker\s+no\s+5m0\ds ago\s+0\.1\.0\s+0\s+-\s+-\s+-\s+-\s+\S+\s+node:node-b$/),
     ]);
     const json = ctx({ json: true });
     await nodesLs.run(json, {});
