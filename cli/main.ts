@@ -30,6 +30,9 @@ const commands = {
   envLs: () => import('./commands/env/ls.ts'),
   migrate: () => import('./commands/migrate.ts'),
   nodesLs: () => import('./commands/nodes/ls.ts'),
+  nodesActivate: () => import('./commands/nodes/activate.ts'),
+  nodesDrain: () => import('./commands/nodes/drain.ts'),
+  nodesRm: () => import('./commands/nodes/rm.ts'),
   opsCancel: () => import('./commands/ops/cancel.ts'),
   opsKinds: () => import('./commands/ops/kinds.ts'),
   opsLs: () => import('./commands/ops/ls.ts'),
@@ -223,6 +226,17 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
 
   const nodes = program.command('nodes').description('the nodes (agents) of the cluster');
   leaf(nodes, 'ls', 'list nodes: role, alive, last heartbeat, version, running operations', commands.nodesLs);
+  leaf(nodes, 'drain', "move a swarm node's tasks elsewhere and wait until they have", commands.nodesDrain, { stopOn: ['SIGINT'] })
+    .argument('<node>', 'node hostname or id')
+    .option('--timeout <seconds>', 'how long to wait for the tasks to move', '120')
+    .option('--detach', 'return once submitted');
+  leaf(nodes, 'activate', 'let Swarm schedule tasks on a node again', commands.nodesActivate, { stopOn: ['SIGINT'] })
+    .argument('<node>', 'node hostname or id')
+    .option('--timeout <seconds>', 'how long to wait', '120')
+    .option('--detach', 'return once submitted');
+  leaf(nodes, 'rm', 'remove a node from the swarm (drain it first, or --force)', commands.nodesRm, { stopOn: ['SIGINT'] })
+    .argument('<node>', 'node hostname or id')
+    .option('--force', 'remove a node that is still up');
 
   const env = program.command('env').description('environments: namespaces for operations, each run in order');
   leaf(env, 'create', 'create an environment (nothing happens if it exists)', commands.envCreate).argument('<name>', 'environment name');

@@ -99,6 +99,27 @@ export interface TaskInfo {
   exitCode?: number;
 }
 
+/** A Swarm node as plain data. */
+export interface SwarmNode {
+  id: string;
+  hostname: string;
+  role: string;
+  /** active, pause or drain */
+  availability: string;
+  /** ready, down, unknown, disconnected */
+  state: string;
+  version: number;
+  spec: Record<string, unknown>;
+}
+
+interface RawNode {
+  ID: string;
+  Version?: { Index?: number };
+  Spec?: { Role?: string; Availability?: string } & Record<string, unknown>;
+  Description?: { Hostname?: string };
+  Status?: { State?: string };
+}
+
 /** A network, secret or config: what stack removal needs to know about it. */
 export interface SwarmObject {
   id: string;
@@ -369,6 +390,33 @@ export class DockerEngine {
   async initSwarm(address = '127.0.0.1'): Promise<string> {
     const id = await this.call('swarm init', () => this.api.swarmInit({ ListenAddr: `${address}:2377`, AdvertiseAddr: address }));
     return String(id);
+  }
+
+  /** The Swarm's nodes: id, hostname, role, availability, state, and the spec and version an update needs. */
+  async listNodes(): Promise<SwarmNode[]> {
+    const raw = (await this.call('the node list', () => this.api.listNodes())) as RawNode[];
+    return raw.map((n) => ({
+      id: n.ID,
+      hostname: n.Description?.Hostname ?? n.ID,
+      role: n.Spec?.Role ?? 'worker',
+      availability: n.Spec?.Availability ?? 'active',
+      state: n.Status?.State ?? 'unknown',
+      version: n.Version?.Index ?? 0,
+      spec: n.Spec ?? {},
+    }));
+  }
+
+  /** Replaces a node's spec (role, availability, labels), naming the version it was read at. */
+  async updateNode(node: Pick<SwarmNode, 'id' | 'hostname' | 'version'>, spec: Record<string, unknown>): Promise<void> {
+    // docker-modem sends `_query` as the query string and `_body` as the JSON body.
+    const update = this.api.getNode(node.id).update as unknown as (opts: object) => Promise<unknown>;
+    await this.call(`node '${node.hostname}'`, () => update.call(this.api.getNode(node.id), { _query: { version: node.version }, _body: spec }));
+  }
+
+  /** Removes a node from the Swarm (`docker node rm`, with `force` for one that is not down). */
+  async removeNode(node: Pick<SwarmNode, 'id' | 'hostname'>, force = false): Promise<void> {
+    const remove = this.api.getNode(node.id).remove as unknown as (opts: object) => Promise<unknown>;
+    await this.call(`node '${node.hostname}'`, () => remove.call(this.api.getNode(node.id), { force }));
   }
 
   /** `GET /version`, narrowed. */

@@ -14,10 +14,12 @@ import { dockerInfo } from './docker-info.ts';
 import { jobRun } from './job-run.ts';
 import { routing } from './routing.ts';
 import { listNames, nearMiss } from './near-miss.ts';
-import { releaseJob } from './release-job.ts';
 import { alertPost } from './nodes-alert.ts';
+import { nodeAvailability } from './node-availability.ts';
+import { nodeRemove } from './node-remove.ts';
 import { provisionHostExecutor } from './provision-host.ts';
 import { provisionStepExecutor } from './provision-step.ts';
+import { releaseJob } from './release-job.ts';
 import { secretCreate } from './secret-create.ts';
 import { configRemove, secretRemove } from './secret-remove.ts';
 import { secretsRotateKey } from './secret-rotate-key.ts';
@@ -29,7 +31,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, alertPost, provisionHostExecutor, provisionStepExecutor, cronTick, releaseJob] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, cronTick, releaseJob, alertPost, provisionHostExecutor, provisionStepExecutor, nodeAvailability, nodeRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */
@@ -44,7 +46,7 @@ export function getExecutor(kind: string): AnyExecutor {
   const guess = nearMiss(kind, knownKinds());
   throw new NotFoundError(
     'UNKNOWN_KIND',
-    `unknown operation kind '${kind}'; known kinds: ${listNames(knownKinds())}`,
+    `unknown operation kind '${kind}'; known kinds: ${listNames(knownKinds(), 100)}`,
     guess ? `did you mean '${guess}'?` : 'this agent may be older than the operation; upgrade it',
   );
 }
