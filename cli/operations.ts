@@ -50,7 +50,7 @@ export function executorFor(kind: string): AnyExecutor {
   const guess = nearMiss(kind, knownKinds());
   throw new NotFoundError(
     'UNKNOWN_KIND',
-    `unknown operation kind '${kind}'${guess ? ` (did you mean '${guess}'?)` : ''}; known kinds: ${listNames(knownKinds())}`,
+    `unknown operation kind '${kind}'${guess ? ` (did you mean '${guess}'?)` : ''}; known kinds: ${listNames(knownKinds(), 100)}`,
     '`mp ops kinds` lists each kind with its target and an example payload',
   );
 }

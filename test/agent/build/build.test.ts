@@ -234,8 +234,14 @@ describeDocker('image builds through the Docker API', () => {
     expect(failed.message).not.toContain('\x1b');
     expect(failed.hint).toContain(`Dockerfile in ${inputs.context}`);
     // forcerm: the failed step's container does not stay behind.
-    const left = await docker.api.listContainers({ all: true, filters: JSON.stringify({ ancestor: [LAB_BUSYBOX_IMAGE], status: ['exited', 'created'] }) });
-    expect(left.filter((c) => c.Command.includes('second line'))).toEqual([]);
+    // The engine removes it just after it reports the failure: wait for that, with a deadline.
+    const leftOver = async () =>
+      // The step's own command (other suites' containers may print 'second line' too).
+      (await docker.api.listContainers({ all: true, filters: JSON.stringify({ ancestor: [LAB_BUSYBOX_IMAGE], status: ['exited', 'created'] }) })).filter((c) =>
+        c.Command.includes("echo 'first line' && echo 'second line'"),
+      );
+    await waitFor('the failed step container to be removed', async () => (await leftOver()).length === 0, { timeoutMs: 15_000, intervalMs: 200 }).catch(() => undefined);
+    expect(await leftOver()).toEqual([]);
   }, 60_000);
 
   it('a Dockerfile that does not parse fails with the engine saying why', async () => {
