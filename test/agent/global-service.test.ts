@@ -133,7 +133,7 @@ describeSwarm('the agent as a Swarm global service', () => {
   }, 120_000);
 
   it('installs the global service, whose agent registers under the node hostname and executes an operation', async () => {
-    const ctx = captured(undefined);
+    const ctx = captured(db.url);
     await install.run(ctx, install.options.parse({ databaseUrlForAgents: db.url, serviceName: service }));
     await ctx.close();
     const secret = secretName(service, db.url);
@@ -170,7 +170,7 @@ describeSwarm('the agent as a Swarm global service', () => {
     expect(op.result).toMatchObject({ swarm: { state: 'active', manager: true } });
 
     // Installing the same thing again changes nothing.
-    const again = captured(undefined, { json: true });
+    const again = captured(db.url, { json: true });
     await install.run(again, install.options.parse({ databaseUrlForAgents: db.url, serviceName: service }));
     await again.close();
     expect(JSON.parse(again.out())).toMatchObject({
