@@ -1,4 +1,6 @@
 // `mp deploy` end to end on the lab's Swarm: an environment directory becomes a release and a deploy
+// Deploys wait for Swarm (stop-first updates, health checks, monitor periods): on a loaded 2-core machine a
+// test of three deploys takes close to a minute, so the slow ones get 3 minutes.
 // operation; a real agent converges the stack; health-gated failures leave the old version serving;
 // rollback restores a release exactly; deploys to one environment run in order; a killed agent's deploy
 // is resumed by another and the release ends once; bad input writes nothing.
@@ -174,7 +176,7 @@ describeSwarm('mp deploy', () => {
     const [latest] = await listReleases(db.pool, 'health', 1);
     expect(latest).toMatchObject({ version: 2, status: 'failed' });
     expect(latest!.error).toMatch(/rolled back/);
-  });
+  }, 180_000);
 
   it('rolls back to the previous release exactly: same image reference, same environment; history says what it restores', async () => {
     const port = await freePort();
@@ -203,7 +205,7 @@ describeSwarm('mp deploy', () => {
     await status.run(s, { env: dir });
     expect(s.out()).toMatch(/release 3 \(rollback, succeeded\)/);
     expect(s.out()).toMatch(/_web\s+1\/1/);
-  });
+  }, 180_000);
 
   it('deploys a file-based secret that the service reads, without its value in the release', async () => {
     const value = `file-secret-${uniqueName('v')}`;
@@ -273,7 +275,7 @@ secrets:
     // The other environment did not wait for the first one's queue.
     expect(b1!.started_at.getTime()).toBeLessThan(a2!.finished_at.getTime());
     expect(await get(p1)).toBe('a2');
-  });
+  }, 180_000);
 
   it('a cancelled deploy stops waiting and rolls back what it had updated', async () => {
     const port = await freePort();
@@ -307,7 +309,7 @@ secrets:
     expect(await waitFor('v1 serving', async () => ((await get(port).catch(() => '')) === 'keep v1' ? 'yes' : ''), { timeoutMs: 40_000, intervalMs: 250 })).toBe('yes');
     const svc = (await docker.listServices({ label: [`${STACK_NAMESPACE_LABEL}=${release!.stack}`] }))[0]!;
     expect((svc.spec.TaskTemplate as { ContainerSpec: { Env: string[] } }).ContainerSpec.Env).toContain('MESSAGE=keep v1');
-  });
+  }, 180_000);
 
   it('refuses bad input with one clear error and writes nothing', async () => {
     const port = await freePort();
@@ -407,5 +409,5 @@ describeSwarm('mp deploy: an agent killed mid-deploy', () => {
     const running = (await docker.listTasks({ serviceIds: [svc.id] })).filter((t) => t.state === 'running' && t.desiredState === 'running');
     expect(running).toHaveLength(2);
     await c.close();
-  });
+  }, 180_000);
 });
