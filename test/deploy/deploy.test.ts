@@ -1,9 +1,9 @@
 // `mp deploy` end to end on the lab's Swarm: an environment directory becomes a release and a deploy
-// Deploys wait for Swarm (stop-first updates, health checks, monitor periods): on a loaded 2-core machine a
-// test of three deploys takes close to a minute, so the slow ones get 3 minutes.
 // operation; a real agent converges the stack; health-gated failures leave the old version serving;
 // rollback restores a release exactly; deploys to one environment run in order; a killed agent's deploy
 // is resumed by another and the release ends once; bad input writes nothing.
+// Deploys wait for Swarm (stop-first updates, health checks, monitor periods): on a loaded 2-core machine a
+// test of three deploys takes close to a minute, so the slow ones get 3 minutes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
