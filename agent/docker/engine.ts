@@ -654,18 +654,7 @@ export class DockerEngine {
       if (message.error) outcome.error = message.errorDetail?.message || message.error;
       onMessage(message);
     };
-    await this.call(subject, async () => {
-      let buf = '';
-      for await (const chunk of res as AsyncIterable<Buffer | string>) {
-        buf += chunk.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          take(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-      }
-      take(buf);
-    });
+    await this.call(subject, () => forEachLine(res, take));
     return outcome;
   }
 
@@ -704,20 +693,23 @@ export class DockerEngine {
       if (message.error) outcome.error = message.errorDetail?.message || message.error;
       onMessage(message);
     };
-    await this.call(subject, async () => {
-      let buf = '';
-      for await (const chunk of res as AsyncIterable<Buffer | string>) {
-        buf += chunk.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          take(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-      }
-      take(buf);
-    });
+    await this.call(subject, () => forEachLine(res, take));
     return outcome;
   }
+}
+
+/** Calls `take` with each line of a progress stream the engine sends (build, push), the last one too. */
+async function forEachLine(stream: NodeJS.ReadableStream, take: (line: string) => void): Promise<void> {
+  let buf = '';
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    buf += chunk.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      take(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  }
+  take(buf);
 }
 
 /** Credentials for one registry, as the Engine API takes them (X-Registry-Auth). */
