@@ -5,6 +5,7 @@
  * exists (this repository); an installed package skips it.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { vendorMinipaas } from '../agent/build/vendor.ts';
@@ -59,11 +60,18 @@ function usesMinipaas(context: string): boolean {
 
 /**
  * Builds and deploys the example against the dev database and follows the deploy; returns the URL it
- * answers on. The app reaches the database at `databaseUrl` (the services share the host's network).
+ * answers on. The app reaches the database at `databaseUrl` (the services share the host's network),
+ * read from a 0600 file under `dataDir`.
  */
-export async function deployExample(dev: Context, docker: DockerEngine, opts: { dir: string; databaseUrl: string; port?: number }): Promise<string> {
+export async function deployExample(dev: Context, docker: DockerEngine, opts: { dir: string; databaseUrl: string; dataDir: string; port?: number }): Promise<string> {
   const port = String(opts.port ?? 8080);
-  const env = loadEnvironment(opts.dir, { processEnv: { ...process.env, DATABASE_URL: opts.databaseUrl, HELLO_PORT: port } });
+  // The URL carries the dev server's password: it reaches the services as a file-based secret, which
+  // the release stores sealed (compose.dev.yaml), never as an environment value in the database.
+  const urlFile = resolve(opts.dataDir, 'example-database-url');
+  await mkdir(dirname(urlFile), { recursive: true });
+  await writeFile(urlFile, opts.databaseUrl, { mode: 0o600 });
+  await chmod(urlFile, 0o600);
+  const env = loadEnvironment(opts.dir, { processEnv: { ...process.env, MP_DEV_DATABASE_URL_FILE: urlFile, HELLO_PORT: port } });
   const contexts = new Set(buildsOf(env.model.services, { projectDir: env.projectDir }).map((b) => b.inputs.context));
   for (const context of contexts) if (usesMinipaas(context)) await vendorMinipaas(context);
   await buildServices(dev, docker, env);

@@ -99,7 +99,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
         await firstOperation(dev);
         out('');
         if (docker && example && swarm) {
-          await showExample(dev, docker, { dir: example, databaseUrl: server.url, port: opts.appPort });
+          await showExample(dev, docker, { dir: example, databaseUrl: server.url, dataDir: opts.dataDir, port: opts.appPort });
           out('');
         }
         out('running; Ctrl-C stops the agent and the database (the data stays for the next `mp dev`)');
@@ -118,7 +118,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
 }
 
 /** Builds and deploys the example app and prints its URL; a failure is reported, not fatal. */
-async function showExample(dev: Context, docker: DockerEngine, opts: { dir: string; databaseUrl: string; port: number }): Promise<void> {
+async function showExample(dev: Context, docker: DockerEngine, opts: { dir: string; databaseUrl: string; dataDir: string; port: number }): Promise<void> {
   dev.stdout.write(`deploying the example app (${relative(process.cwd(), opts.dir) || opts.dir}): build, release, converge\n`);
   try {
     const url = await deployExample(dev, docker, opts);

@@ -69,6 +69,15 @@ describeSwarm('mp dev deploys the example app', () => {
     expect(drained.processed).toBeGreaterThanOrEqual(first.processed + 3);
     const { rows } = await db.pool.query(`select environment, version, status from mp.releases`);
     expect(rows).toEqual([{ environment: 'dev', version: 1, status: 'succeeded' }]);
+    // The URL (with its password) reached the services as a file-based secret: the release, the
+    // operations and their events hold it sealed or not at all.
+    const { rows: rest } = await db.pool.query<{ t: string }>(
+      `select r::text t from mp.releases r union all select o::text from mp.operations o union all select payload::text from mp.read('mp_events', 0, 100000)`,
+    );
+    expect(rest.length).toBeGreaterThan(3);
+    for (const { t } of rest) expect(t.includes(db.url), 'a row holds the database URL').toBe(false);
+    const { rows: spec } = await db.pool.query<{ secrets: { key: string; sealed?: string; data?: string }[] }>(`select spec -> 'secrets' secrets from mp.releases`);
+    expect(spec[0]!.secrets.map((s) => [s.key, typeof s.sealed, typeof s.data])).toEqual([['database_url', 'string', 'undefined']]);
 
     running.child.kill('SIGTERM');
     expect(await running.exited).toBe(0);

@@ -1,6 +1,7 @@
 /* global setTimeout */
 // What the API and the worker share: the database pool, the queue they meet on, the stream the worker
 // records handled jobs in, and the start-up that waits for the database.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { Queue } from 'minipaas/queue';
@@ -14,10 +15,27 @@ export function log(event, fields = {}) {
   console.log(JSON.stringify({ at: new Date().toISOString(), event, host: hostname(), ...fields }));
 }
 
+/**
+ * The database URL: the content of the file DATABASE_URL_FILE names (a Swarm secret mounted under
+ * /run/secrets/, as the Compose files set it up), else DATABASE_URL (a plain `docker run -e`).
+ */
+function databaseUrl() {
+  const file = process.env.DATABASE_URL_FILE;
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      console.error(`error: DATABASE_URL_FILE ${file} cannot be read (${err.code ?? err.message})\nhint: give the service the secret database_url (see compose.cluster.yaml)`);
+      process.exit(2);
+    }
+  }
+  return process.env.DATABASE_URL;
+}
+
 export function connect() {
-  const url = process.env.DATABASE_URL;
+  const url = databaseUrl();
   if (!url) {
-    console.error('error: DATABASE_URL is not set\nhint: set it in the service environment (compose.yaml)');
+    console.error('error: neither DATABASE_URL_FILE nor DATABASE_URL is set\nhint: give the service the secret database_url (see compose.cluster.yaml)');
     process.exit(2);
   }
   // A small pool: two services and several replicas share one server.
