@@ -256,6 +256,22 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
       .option('--stack <name>', 'stack name (default: the directory name)')
       .option('--version <version>', 'deploy.version: the image tag, ${VERSION} in the Compose files');
   }
+  // Marking services as workers, jobs and cron jobs (issue 12); loaders inline.
+  leaf(code, 'worker', 'mark services as workers in the first Compose file defining each: no ports, restart on failure', () => import('./commands/code/worker.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<services...>', 'the services, e.g. worker emails_worker');
+  leaf(code, 'job', 'mark services as job templates (a deploy does not start them; mp job run and pre_deploy run them)', () => import('./commands/code/job.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<services...>', 'the services, e.g. migrate')
+    .option('--timeout <seconds>', 'seconds one run may take (default 600)');
+  leaf(code, 'cron', 'mark services as cron jobs with a schedule (and overlap, time zone, catch-up policies)', () => import('./commands/code/cron.ts'))
+    .requiredOption(envDir, envDirHelp)
+    .argument('<services...>', 'the services, e.g. cleanup')
+    .requiredOption('--cron <expression>', 'five fields or a macro, e.g. "*/5 * * * *" or @hourly')
+    .option('--overlap <policy>', 'a tick while the last run still runs: allow, forbid (default: skip it) or replace')
+    .option('--tz <zone>', 'IANA time zone of the schedule, e.g. Europe/Berlin (default UTC)')
+    .option('--catch-up <policy>', 'ticks missed while no agent ran: latest (default: run the latest once) or none')
+    .option('--timeout <seconds>', 'seconds one run may take (default 600)');
   const rolloutOptions = (cmd: Command): Command =>
     cmd
       .requiredOption(envDir, envDirHelp)

@@ -50,7 +50,12 @@ export const CATCH_UP_POLICIES: readonly CatchUpPolicy[] = ['latest', 'none'];
 /** Default seconds a run may take. */
 export const DEFAULT_JOB_TIMEOUT = 600;
 
-function oneOf<T extends string>(value: string, allowed: readonly T[], where: string, what: string): T {
+/**
+ * `value` when it is one of `allowed`; else `ConfigError` at `where` listing them, with the near miss.
+ *
+ * @example oneOf('forbidd', OVERLAP_POLICIES, '--overlap', 'overlap policy') // throws: did you mean 'forbid'?
+ */
+export function oneOf<T extends string>(value: string, allowed: readonly T[], where: string, what: string): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   const guess = nearMiss(value, allowed);
   throw convertError(where, `unknown ${what} '${value}'; allowed: ${listNames(allowed)}`, guess ? `did you mean '${guess}'?` : `use one of ${listNames(allowed)}`);
@@ -96,10 +101,40 @@ export function parseCron(raw: string, opts: { where: string; timezone?: string;
   try {
     new Cron(text, { paused: true, ...(timezone ? { timezone } : {}) });
   } catch (err) {
-    const why = (err as Error).message.replace(/^Cron\w*:\s*/, '');
-    throw convertError(opts.where, `invalid cron expression '${text}': ${why}`, 'fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12), weekday (0-7); macros: @yearly @monthly @weekly @daily @hourly');
+    const why = fields === 1 ? `unknown macro` : (fieldProblem(text.split(/\s+/)) ?? (err as Error).message.replace(/^Cron\w*:\s*/, ''));
+    throw convertError(opts.where, `invalid cron expression '${text}': ${why}`, 'fields are minute (0-59), hour (0-23), day of month (1-31), month (1-12 or jan-dec), weekday (0-7 or sun-sat); macros: @yearly @monthly @weekly @daily @hourly');
   }
   return { expression: text, ...(timezone ? { timezone } : {}) };
+}
+
+const FIELDS: readonly { name: string; range: string; any: string }[] = [
+  { name: 'minute', range: '0-59', any: '*' },
+  { name: 'hour', range: '0-23', any: '*' },
+  { name: 'day of month', range: '1-31', any: '*' },
+  { name: 'month', range: '1-12 or jan-dec', any: '*' },
+  { name: 'weekday', range: '0-7 or sun-sat', any: '*' },
+];
+const SECONDS_FIELD = { name: 'second', range: '0-59', any: '0' };
+
+/**
+ * Which field of a five- or six-field expression croner refuses, and why, by parsing each field alone
+ * (the others `*`). croner's own message numbers the entry, or names the field but shows the value
+ * shifted to its internal 0-based range (`32` in the day field is reported as `31`).
+ */
+function fieldProblem(parts: string[]): string | undefined {
+  const fields = parts.length === 6 ? [SECONDS_FIELD, ...FIELDS] : FIELDS;
+  for (const [i, field] of fields.entries()) {
+    const probe = fields.map((f, j) => (j === i ? parts[i]! : f.any)).join(' ');
+    try {
+      new Cron(probe, { paused: true });
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/Invalid value for/i.test(message)) return `${field.name} field '${parts[i]}' is out of range (${field.range})`;
+      const why = message.replace(/^Cron\w*:\s*/, '').replace(/^configuration entry \d+ \([^)]*\) /, '').replace(/\.$/, '');
+      return `${field.name} field '${parts[i]}': ${why}`;
+    }
+  }
+  return undefined;
 }
 
 function positiveInt(value: string, where: string): number {

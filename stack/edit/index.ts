@@ -10,8 +10,8 @@
  * or the plan fails instead of writing something else. An edit that is already true changes nothing,
  * so the same command twice changes no byte.
  *
- * Terminology: an *edit* is one change (set a key in a service, add to a service's list, add a
- * top-level entry); the *defining file* of a service is the first of the environment's Compose files
+ * Terminology: an *edit* is one change (set a key in a service, add to a service's list, remove a
+ * key of a service, add a top-level entry); the *defining file* of a service is the first of the environment's Compose files
  * (in `project.files` order) that has it under `services:`; edits about a service go there.
  *
  * @example
@@ -22,7 +22,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node, type YAMLMap } from 'yaml';
 import { listNames, nearMiss } from '../../agent/executors/near-miss.ts';
 import { ConfigError } from '../../sql/errors.ts';
-import { appendItem, appendTopLevel, applySplices, fillEmpty, inferStyle, insertPair, replaceScalar, type Splice } from './splice.ts';
+import { appendItem, appendTopLevel, applySplices, fillEmpty, inferStyle, insertPair, removePair, replaceScalar, type Splice } from './splice.ts';
 
 export { checkChanges, writeFilesAtomically, readFilesForEdit, type FileChange, type ReadFile } from './files.ts';
 
@@ -41,6 +41,11 @@ export type ComposeEdit =
    * also counts a long-syntax entry `{ source: item }` as there (secrets, configs).
    */
   | { op: 'add-to-list'; service: string; key: string; item: EditValue; match?: 'equal' | 'source' }
+  /**
+   * Removes `path` (keys below the service, e.g. `['ports']`) when present; a mapping it leaves empty
+   * (`deploy:` with only `replicas:`) goes too, up to the service itself.
+   */
+  | { op: 'remove'; service: string; path: string[] }
   /** Adds `section.name: value` unless `section.name` exists, in `file` or in the defining file of `service`. */
   | { op: 'add-entry'; section: Section; name: string; value: EditValue; file?: string; service?: string };
 
@@ -153,8 +158,43 @@ function locate(doc: Document, src: string, service: string, path: string[], val
   return { map, last: path.at(-1)! };
 }
 
+/** The step removing `edit.path` of the service, and any mapping that leaves empty (never the service). */
+function removeStep(edit: Extract<ComposeEdit, { op: 'remove' }>, doc: Document, src: string, path: string): Step {
+  const what = `services.${edit.service}.${edit.path.join('.')}`;
+  const base = ['services', edit.service];
+  const expect = (d: Document): void => {
+    if (!d.hasIn([...base, ...edit.path])) return;
+    d.deleteIn([...base, ...edit.path]);
+    for (let i = edit.path.length - 1; i >= 1; i--) {
+      const parent = d.getIn([...base, ...edit.path.slice(0, i)], true);
+      if (!isMap(parent) || parent.items.length > 0) break;
+      d.deleteIn([...base, ...edit.path.slice(0, i)]);
+    }
+  };
+  const absent: Step = { note: `${path}: ${what} (already absent)`, expect };
+  const chain: { map: YAMLMap; index: number }[] = [];
+  let node: unknown = pairOf(doc.get('services', true) as YAMLMap, edit.service)!.value;
+  for (const key of edit.path) {
+    if (!isMap(node)) return absent;
+    const index = node.items.findIndex((i) => String((i.key as { value?: unknown })?.value ?? i.key) === key);
+    if (index < 0) return absent;
+    chain.push({ map: node, index });
+    node = node.items[index]!.value;
+  }
+  // The highest mapping the removal would leave empty goes instead (yaml's deleteIn leaves `{}`).
+  let j = chain.length - 1;
+  while (j > 0 && chain[j]!.map.items.length === 1) j--;
+  const target = chain[j]!;
+  try {
+    return { splice: removePair(src, target.map, target.index), note: `${path}: ${what} removed`, expect };
+  } catch {
+    throw new ConfigError('COMPOSE_EDIT', `${path}: ${what} cannot be removed in place (its key does not start a line)`, 'remove it by hand');
+  }
+}
+
 function stepFor(edit: ComposeEdit, doc: Document, src: string, path: string): Step {
   const style = inferStyle(doc, src);
+  if (edit.op === 'remove') return removeStep(edit, doc, src, path);
   if (edit.op === 'add-entry') {
     const what = `${edit.section}.${edit.name}`;
     const expect = (d: Document): void => {

@@ -201,3 +201,31 @@ export function applySplices(src: string, splices: Splice[]): string {
   for (const s of [...splices].sort((a, b) => b.at - a.at)) out = out.slice(0, s.at) + s.text + out.slice(s.at + s.remove);
   return out;
 }
+
+/**
+ * Removes the pair at `index` of `map`. A block pair goes with its whole lines (its value's lines and a
+ * comment on its last line too; comment lines above it stay, as they may describe more than the key);
+ * a flow pair goes with one neighbouring comma. Throws when a block key does not start its line
+ * (`- key: v`), which this cannot cut cleanly.
+ */
+export function removePair(src: string, map: YAMLMap, index: number): Splice {
+  const pair = map.items[index];
+  if (!pair) throw new Error('removePair: no such pair');
+  const key = pair.key as Node;
+  const last = (pair.value ?? pair.key) as Node;
+  const [keyStart] = rangeOf(key);
+  if (map.flow) {
+    const next = map.items[index + 1];
+    if (next) return { at: keyStart, remove: rangeOf(next.key as Node)[0] - keyStart, text: '' };
+    const prev = map.items[index - 1];
+    const end = rangeOf(last)[1];
+    if (prev) {
+      const from = rangeOf((prev.value ?? prev.key) as Node)[1];
+      return { at: from, remove: end - from, text: '' };
+    }
+    return { at: keyStart, remove: end - keyStart, text: '' };
+  }
+  const start = lineStart(src, keyStart);
+  if (src.slice(start, keyStart).trim() !== '') throw new Error('removePair: the key does not start its line');
+  return { at: start, remove: afterLastItem(src, last) - start, text: '' };
+}
