@@ -181,6 +181,8 @@ export function jobMarking(key: string, svc: Dict, ctx: Pick<ConvertContext, 'en
   const raw = labels[CRON_LABELS.schedule];
   if (raw === undefined) throw convertError(where(CRON_LABELS.schedule), 'a cron job needs a schedule', 'set it with `mp code cron --env DIR SERVICE --cron "*/5 * * * *"`');
   const zone = labels[CRON_LABELS.timezone];
+  // The zone's own label is the place to point at, not the schedule's.
+  if (zone !== undefined) checkTimezone(String(zone), where(CRON_LABELS.timezone));
   const parsed = parseCron(String(raw), { where: where(CRON_LABELS.schedule), seconds, timezone: zone === undefined ? undefined : String(zone) });
   const schedule: CronSchedule = {
     ...parsed,
