@@ -81,13 +81,13 @@ export function kindEdits(files: ComposeText[], service: string, request: KindRe
     );
   }
   const labels: Dict = { [KIND_LABEL]: request.kind };
-  if (request.kind !== 'worker' && request.timeoutSeconds !== undefined) labels[TIMEOUT_LABEL] = String(request.timeoutSeconds);
   if (request.kind === 'cron') {
     labels[CRON_LABELS.schedule] = request.schedule;
     if (request.timezone !== undefined) labels[CRON_LABELS.timezone] = request.timezone;
     if (request.overlap !== undefined) labels[CRON_LABELS.overlap] = request.overlap;
     if (request.catchUp !== undefined) labels[CRON_LABELS.catchUp] = request.catchUp;
   }
+  if (request.kind !== 'worker' && request.timeoutSeconds !== undefined) labels[TIMEOUT_LABEL] = String(request.timeoutSeconds);
   const restart = request.kind === 'worker' ? 'on-failure' : 'none';
 
   // A later file defining the service is merged over this one: one that sets what this edits would win.
