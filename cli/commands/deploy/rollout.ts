@@ -6,6 +6,7 @@
  * Services whose image has a pushed build recorded by `mp deploy build` deploy exactly that build
  * (`registry/name:version@sha256:...`); `--build` runs that build first, and deploys nothing when it fails.
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { observeStack, planStack } from '../../../agent/deploy/index.ts';
 import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
@@ -13,7 +14,8 @@ import type { Context } from '../../context.ts';
 import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
 import { latestPushedBuilds } from '../../../sql/control/builds.ts';
 import { withRecordedBuilds } from '../../builds.ts';
-import { loadEnvironment, type LoadedEnvironment } from '../../environment.ts';
+import { loadEnvironment, SETTINGS_FILE, type LoadedEnvironment } from '../../environment.ts';
+import { checkPreDeploy } from '../../../stack/pre-deploy.ts';
 import { buildEnvironment } from './build.ts';
 import { toJson } from '../../output.ts';
 import { keepScale } from '../scale.ts';
@@ -42,6 +44,8 @@ export type Options = z.output<typeof options>;
  */
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const loaded = loadEnvironment(opts.env);
+  // A pre_deploy name that is no job template is refused here: no release, no operation.
+  checkPreDeploy(loaded.spec, loaded.settings.pre_deploy, { env: opts.env, file: join(opts.env, SETTINGS_FILE) });
   for (const warning of loaded.spec.warnings) ctx.stderr.write(`warning: ${warning}\n`);
   // A build that fails throws here: no release, no deploy operation.
   if (opts.build) await buildEnvironment(ctx, loaded);
