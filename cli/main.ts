@@ -277,7 +277,9 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
       .requiredOption(envDir, envDirHelp)
       .option('--dry-run', 'print what would be created, updated (field by field) and removed, without submitting')
       .option('--detach', 'print the release and operation and return instead of following')
-      .option('--build', 'run `mp deploy build` first; deploy nothing if it fails');
+      .option('--build', 'run `mp deploy build` first; deploy nothing if it fails')
+      .option('--wait', 'when a canary is live, wait until it is promoted or aborted instead of refusing')
+      .option('--wait-timeout <seconds>', 'how long --wait waits (default 900)');
   const deployCmd = rolloutOptions(
     leaf(program, 'deploy', 'deploy an environment: record a release and converge the stack to it (waits until it runs)', commands.deployRollout, {
       stopOn: ['SIGINT'],
@@ -308,6 +310,23 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .argument('[to]', 'release version (default: what the directory would deploy now)')
     .requiredOption(envDir, envDirHelp);
   leaf(deployCmd, 'status', "each service's tasks and update state, and drift from the last release", commands.deployStatus).requiredOption(envDir, envDirHelp);
+  // Canaries (docs/routing.md "Canary"): the new version of one service beside the current one.
+  leaf(deployCmd, 'canary', "run the files' new version of SERVICE beside the current one with N replicas (traffic split by replicas) until promote or abort", () => import('./commands/deploy/canary.ts'), {
+    stopOn: ['SIGINT'],
+  })
+    .argument('<service>', 'the Compose service, e.g. api')
+    .requiredOption(envDir, envDirHelp)
+    .option('--replicas <n>', 'replicas of the canary (a positive whole number)', '1')
+    .option('--detach', 'return once submitted instead of following');
+  for (const [verb, help, load] of [
+    ['promote', "roll the main service to its canary's version (a deploy release) and remove the canary", () => import('./commands/deploy/promote.ts')],
+    ['abort', 'remove the canary; only the current version answers', () => import('./commands/deploy/abort.ts')],
+  ] as const) {
+    leaf(deployCmd, verb, help, load, { stopOn: ['SIGINT'] })
+      .argument('[service]', 'the service whose canary it is (default: the only canary)')
+      .requiredOption(envDir, envDirHelp)
+      .option('--detach', 'return once submitted instead of following');
+  }
   leaf(program, 'rollback', 're-apply a recorded release exactly (images, secrets, configs), as a new release', commands.rollback, { stopOn: ['SIGINT'] })
     .requiredOption(envDir, envDirHelp)
     .option('--to <version>', 'the release to restore (default: the succeeded one before the current)')
@@ -359,6 +378,19 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--keep <n>', 'keep what the last n releases use', '5')
     .option('--delete', 'delete them')
     .option('--detach', 'return once submitted instead of following');
+  // Registry credentials the nodes pull with, sealed like secrets (docs/deploy.md "Builds and registries"). Loaders inline.
+  const registry = program.command('registry').description("credentials for the environment's registry: sealed here, given to Swarm by manager agents so every node can pull");
+  leaf(registry, 'login', 'store credentials for a registry, the password read from stdin and sealed', () => import('./commands/registry/login.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--registry <host>', "the registry host (default: minipaas.yaml's registry:)")
+    .option('--username <user>', 'the user name (default: MP_REGISTRY_USERNAME)')
+    .option('--password-stdin', 'read the password from stdin (the only way to give it)')
+    .option('--no-verify', 'store without checking the login with the registry first');
+  leaf(registry, 'logout', "delete the environment's credentials for a registry", () => import('./commands/registry/logout.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--registry <host>', "the registry host (default: minipaas.yaml's registry:)");
+  leaf(registry, 'ls', 'the registries the environment has credentials for (never a password)', () => import('./commands/registry/ls.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml');
 
   // Routing through Caddy, canaries and scaling (docs/routing.md). Loaders inline: this block is the routing area's.
   leaf(code, 'route', 'add or replace a route URL -> service:port in minipaas.yaml (and a safe rollout policy), or --rm one', () => import('./commands/code/route.ts'))

@@ -7,6 +7,8 @@
  */
 import { NotFoundError } from '../../sql/errors.ts';
 import { checkPayload } from '../../sql/payload.ts';
+import { canaryRemove } from './canary-remove.ts';
+import { canaryStart } from './canary-start.ts';
 import { configCreate } from './config-create.ts';
 import { cronTick } from './cron-tick.ts';
 import { deploy } from './deploy.ts';
@@ -31,7 +33,7 @@ export type { AnyExecutor, Executor, ExecutorContext, Json, Logger, Target } fro
 
 /** Every executor, by kind. Adding a kind is adding its file and one line here. */
 export const executors: ReadonlyMap<string, AnyExecutor> = new Map(
-  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, cronTick, releaseJob, alertPost, provisionHostExecutor, provisionStepExecutor, nodeAvailability, nodeRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
+  ([deploy, dockerInfo, jobRun, serviceScale, stackRemove, configCreate, configRemove, secretCreate, secretRemove, secretsRotateKey, routing, cronTick, releaseJob, alertPost, provisionHostExecutor, provisionStepExecutor, nodeAvailability, nodeRemove, canaryStart, canaryRemove] as AnyExecutor[]).map((e) => [e.kind, e]),
 );
 
 /** The kinds the agent can execute, sorted. */

@@ -13,10 +13,13 @@ import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
 import type { Context } from '../../context.ts';
 import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
 import { latestPushedBuilds } from '../../../sql/control/builds.ts';
+import { listRegistryAuths, withoutStoredRegistries, withRegistryAuthLabels } from '../../../sql/control/registry-auth.ts';
 import { withRecordedBuilds } from '../../builds.ts';
 import { loadEnvironment, SETTINGS_FILE, type LoadedEnvironment } from '../../environment.ts';
 import { checkPreDeploy } from '../../../stack/pre-deploy.ts';
 import { buildEnvironment } from './build.ts';
+import { awaitNoCanary } from '../../canaries.ts';
+import { positiveInt } from '../../inputs.ts';
 import { toJson } from '../../output.ts';
 import { keepScale } from '../scale.ts';
 
@@ -27,6 +30,9 @@ export const options = z
     detach: z.boolean().default(false),
     // Optional rather than defaulted: callers that build Options by hand (secret create --deploy) need not name it.
     build: z.boolean().optional(),
+    // While the environment has an unfinished canary a deploy refuses; --wait waits for it to end instead.
+    wait: z.boolean().optional(),
+    waitTimeout: positiveInt.optional(),
   })
   .strict()
   .refine((o) => !(o.detach && o.dryRun), { message: '--detach and --dry-run exclude each other', path: ['detach'] })
@@ -54,7 +60,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const release = await keepScale(ctx, await deployRelease(ctx, env));
   if (opts.dryRun) {
     const docker = await environmentDocker(env.settings, '--dry-run');
-    const desired = applyPins(release.spec, await resolveImages(docker, release.spec));
+    const stored = await listRegistryAuths(ctx.db().kysely, env.name);
+    const desired = withRegistryAuthLabels(applyPins(release.spec, await resolveImages(docker, withoutStoredRegistries(release.spec, stored))), stored);
     const plan = planStack(desired, await observeStack(docker, desired.name, desired));
     if (ctx.json) {
       ctx.stdout.write(`${toJson({ environment: env.name, stack: desired.name, changed: plan.changed, actions: plan.actions })}\n`);
@@ -68,14 +75,17 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   // An image no node can get is refused before anything is written, when the engine answers here; the
   // agent resolves and pins the images again where it runs.
   const docker = await environmentDocker(env.settings, '`mp deploy`').catch(() => undefined);
-  if (docker) await resolveImages(docker, env.spec);
+  // Images of a registry with stored credentials are the agent's to check: only it can open them.
+  if (docker) await resolveImages(docker, withoutStoredRegistries(env.spec, await listRegistryAuths(ctx.db().kysely, env.name)));
+  // A deploy would roll a service under its canary (docs/routing.md "Canary").
+  await awaitNoCanary(ctx, env.name, opts.env, { wait: opts.wait ?? false, waitSeconds: opts.waitTimeout ?? 900 });
   await submitRelease(ctx, release, { detach: opts.detach });
 }
 
-/** The environment with its services moved onto their recorded builds, saying which. */
-async function onRecordedBuilds(ctx: Context, env: LoadedEnvironment): Promise<LoadedEnvironment> {
+/** The environment with its services moved onto their recorded builds, saying which (unless `quiet`). */
+export async function onRecordedBuilds(ctx: Context, env: LoadedEnvironment, opts: { quiet?: boolean } = {}): Promise<LoadedEnvironment> {
   const { spec, used } = withRecordedBuilds(env.spec, await latestPushedBuilds(ctx.db().pool, env.name));
-  if (!ctx.json) {
+  if (!ctx.json && !opts.quiet) {
     for (const u of used) ctx.stdout.write(`${u.service}: ${u.image} is build ${u.operationId}, ${u.ref}\n`);
   }
   return { ...env, spec };

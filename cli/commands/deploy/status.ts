@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { observeStack, planStack } from '../../../agent/deploy/index.ts';
 import { applyPins } from '../../../agent/deploy/images.ts';
+import { canaryServices } from '../../../agent/executors/canary-start.ts';
+import { listCanaries } from '../../../sql/control/canaries.ts';
 import { latestRelease } from '../../../sql/control/releases.ts';
 import { NotFoundError } from '../../../sql/errors.ts';
 import type { Context } from '../../context.ts';
@@ -48,10 +50,32 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   });
   const extra = observed.services.filter((o) => !desired.services.some((s) => s.name === o.name));
   for (const svc of extra) lines.push({ service: svc.name, tasks: '', update: '', drift: 'not in the release (left over)' });
+  // Canaries run beside the stack, outside its namespace: read apart (docs/routing.md "Canary").
+  const canaries = await Promise.all(
+    (await listCanaries(pool, name, { unfinished: true })).map(async (c) => {
+      const [svc] = await canaryServices(docker, c.id);
+      const own = svc ? (await docker.listTasks({ serviceIds: [svc.id] })).filter((t) => t.desiredState === 'running') : [];
+      return {
+        canary: Number(c.id),
+        service: c.service,
+        swarm_service: svc?.name ?? null,
+        status: c.status,
+        tasks: `${own.filter((t) => t.state === 'running').length}/${c.replicas}`,
+        image: c.image?.ref ?? null,
+        beside_release: c.baseVersion,
+        since: c.createdAt,
+      };
+    }),
+  );
   if (ctx.json) {
-    ctx.stdout.write(`${toJson({ environment: name, release: release.version, status: release.status, services: lines })}\n`);
+    ctx.stdout.write(`${toJson({ environment: name, release: release.version, status: release.status, services: lines, canaries })}\n`);
     return;
   }
   ctx.stdout.write(`environment ${name}: release ${release.version} (${release.kind}, ${release.status}), stack ${release.stack}\n`);
   printRows(ctx, lines, COLUMNS, 'the release has no services');
+  for (const c of canaries) {
+    ctx.stdout.write(
+      `canary ${c.canary} of ${c.service}: ${c.status}, ${c.swarm_service ?? 'no service'} ${c.tasks} running, image ${c.image ?? '(not pinned yet)'}, beside release ${c.beside_release}; \`mp deploy promote|abort --env ${opts.env} ${c.service}\` ends it\n`,
+    );
+  }
 }
