@@ -152,7 +152,9 @@ export function secretScope(opts: { pool: pg.Pool; keys?: ClusterKeys; log: Logg
     loadEnvironment: async (environment) => {
       if (!environment) return;
       const { rows } = await opts.pool.query<{ id: string; sealed: string }>(
-        `select id, sealed from mp.secrets where environment = $1 order by id`,
+        // Registry passwords (`mp registry login`) too: a deploy's engine errors could quote them.
+        `select 's' || id as id, sealed from mp.secrets where environment = $1
+         union all select 'r' || id, sealed from mp.registry_auths where environment = $1 order by id`,
         [environment],
       );
       for (const row of rows) {

@@ -378,6 +378,19 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--keep <n>', 'keep what the last n releases use', '5')
     .option('--delete', 'delete them')
     .option('--detach', 'return once submitted instead of following');
+  // Registry credentials the nodes pull with, sealed like secrets (docs/deploy.md "Builds and registries"). Loaders inline.
+  const registry = program.command('registry').description("credentials for the environment's registry: sealed here, given to Swarm by manager agents so every node can pull");
+  leaf(registry, 'login', 'store credentials for a registry, the password read from stdin and sealed', () => import('./commands/registry/login.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--registry <host>', "the registry host (default: minipaas.yaml's registry:)")
+    .option('--username <user>', 'the user name (default: MP_REGISTRY_USERNAME)')
+    .option('--password-stdin', 'read the password from stdin (the only way to give it)')
+    .option('--no-verify', 'store without checking the login with the registry first');
+  leaf(registry, 'logout', "delete the environment's credentials for a registry", () => import('./commands/registry/logout.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
+    .option('--registry <host>', "the registry host (default: minipaas.yaml's registry:)");
+  leaf(registry, 'ls', 'the registries the environment has credentials for (never a password)', () => import('./commands/registry/ls.ts'))
+    .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml');
 
   // Routing through Caddy, canaries and scaling (docs/routing.md). Loaders inline: this block is the routing area's.
   leaf(code, 'route', 'add or replace a route URL -> service:port in minipaas.yaml (and a safe rollout policy), or --rm one', () => import('./commands/code/route.ts'))

@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import { ConfigError, NotFoundError } from '../../sql/errors.ts';
 import type { StackSpec } from '../../stack/types.ts';
 import { isOutOfSequence } from '../docker/errors.ts';
-import { STACK_NAMESPACE_LABEL, type DockerEngine, type ServiceInfo, type SwarmObjectSpec } from '../docker/engine.ts';
+import { STACK_NAMESPACE_LABEL, type DockerEngine, type ServiceInfo, type ServiceRegistryAuth, type SwarmObjectSpec } from '../docker/engine.ts';
 import type { ExecutorContext, Json } from '../executors/types.ts';
 import type { DeployAction, StackPlan } from './types.ts';
 
@@ -20,6 +20,11 @@ export interface ApplyOptions {
   step: ExecutorContext['step'];
   /** Checked between actions: an aborted deploy stops before the next one. */
   signal?: AbortSignal;
+  /**
+   * The registry credentials to send with a service's create or update (`current`: the spec Swarm has,
+   * on an update), so every node can pull its image; undefined sends none (Swarm keeps what it has).
+   */
+  registryAuth?: (spec: Dockerode.ServiceSpec, current?: Dockerode.ServiceSpec) => ServiceRegistryAuth | undefined;
 }
 
 /** What a plan did, by engine name. */
@@ -91,7 +96,13 @@ async function resolveReferences(docker: DockerEngine, stack: string, service: s
 }
 
 /** Updates a service from its current version, reading again when someone else updated it meanwhile. */
-async function updateFromCurrent(docker: DockerEngine, name: string, id: string | undefined, spec: Dockerode.ServiceSpec): Promise<{ id: string; warnings: string[] }> {
+async function updateFromCurrent(
+  docker: DockerEngine,
+  name: string,
+  id: string | undefined,
+  spec: Dockerode.ServiceSpec,
+  registryAuth: ApplyOptions['registryAuth'],
+): Promise<{ id: string; warnings: string[] }> {
   for (let attempt = 1; ; attempt++) {
     const current = (id ? await docker.inspectService(id).catch(() => undefined) : undefined) ?? (await exactService(docker, name));
     if (!current) throw new NotFoundError('DOCKER_NOT_FOUND', `service '${name}' disappeared during the deploy`, 'deploy again');
@@ -99,7 +110,7 @@ async function updateFromCurrent(docker: DockerEngine, name: string, id: string 
     // A stack deploy has no --force: keep the counter, or every task restarts.
     if (body.TaskTemplate) (body.TaskTemplate as { ForceUpdate?: number }).ForceUpdate = (current.spec.TaskTemplate as { ForceUpdate?: number } | undefined)?.ForceUpdate ?? 0;
     try {
-      const { warnings } = await docker.updateService(current, current.version, body);
+      const { warnings } = await docker.updateService(current, current.version, body, registryAuth?.(body, current.spec));
       return { id: current.id, warnings };
     } catch (err) {
       if (!isOutOfSequence(err) || attempt >= 3) throw err;
@@ -159,12 +170,12 @@ export async function applyStack(docker: DockerEngine, plan: StackPlan, opts: Ap
         if (existing) {
           // Created by an earlier, interrupted run of this plan: converge it instead.
           await opts.step('update-service', `service '${action.name}' exists already; updating it`, { id: existing.id });
-          const res = await updateFromCurrent(docker, action.name, existing.id, spec);
+          const res = await updateFromCurrent(docker, action.name, existing.id, spec, opts.registryAuth);
           result.serviceIds[action.name] = res.id;
           result.warnings.push(...res.warnings);
         } else {
           await opts.step('create-service', `creating service '${action.name}'`);
-          result.serviceIds[action.name] = await docker.createService(spec);
+          result.serviceIds[action.name] = await docker.createService(spec, opts.registryAuth?.(spec));
         }
         result.created.push(action.name);
         break;
@@ -176,7 +187,7 @@ export async function applyStack(docker: DockerEngine, plan: StackPlan, opts: Ap
           changeData(action),
         );
         const spec = await resolveReferences(docker, stack, action.name, action.spec);
-        const res = await updateFromCurrent(docker, action.name, action.id, spec);
+        const res = await updateFromCurrent(docker, action.name, action.id, spec, opts.registryAuth);
         result.serviceIds[action.name] = res.id;
         result.warnings.push(...res.warnings);
         result.updated.push(action.name);

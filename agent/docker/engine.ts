@@ -360,6 +360,14 @@ export class DockerEngine {
     });
   }
 
+  /**
+   * Asks the engine to log in to a registry with `auth` (`POST /auth`, what `docker login` does):
+   * resolves when the registry accepted them; otherwise the engine's error (unauthorized, unreachable).
+   */
+  async checkAuth(auth: RegistryAuth): Promise<void> {
+    await this.call(`the login to ${auth.serveraddress}`, () => this.api.checkAuth(authConfig(auth)!));
+  }
+
   /** `GET /info`, narrowed. */
   async info(): Promise<EngineInfo> {
     const raw = (await this.call(undefined, () => this.api.info())) as Record<string, unknown>;
@@ -437,9 +445,14 @@ export class DockerEngine {
     return toService(raw);
   }
 
-  /** Creates a service; returns its id. */
-  async createService(spec: Dockerode.ServiceSpec): Promise<string> {
-    const res = (await this.call(`service '${spec.Name ?? '?'}'`, () => this.api.createService(spec))) as {
+  /**
+   * Creates a service; returns its id. With `auth`, the engine stores the registry credentials with
+   * the service and every node pulls its image with them (`docker service create --with-registry-auth`);
+   * `'anonymous'` stores empty ones. Sent as X-Registry-Auth, never logged.
+   */
+  async createService(spec: Dockerode.ServiceSpec, auth?: ServiceRegistryAuth): Promise<string> {
+    // dockerode takes a lone argument as both the options and the auth header: always pass both.
+    const res = (await this.call(`service '${spec.Name ?? '?'}'`, () => this.api.createService(authConfig(auth) as Dockerode.AuthConfig, spec))) as {
       ID?: string;
       id?: string;
     };
@@ -449,15 +462,17 @@ export class DockerEngine {
   /**
    * Replaces a service's spec. `version` is the one read with the spec: Swarm refuses an update based
    * on a stale read (`ConflictError` DOCKER_OUT_OF_SEQUENCE) instead of losing someone else's change.
-   * Returns the engine's warnings (e.g. an image it could not resolve on a registry).
+   * Returns the engine's warnings (e.g. an image it could not resolve on a registry). `auth` as for
+   * `createService`; without it the service keeps the registry credentials it has.
    */
   async updateService(
     service: Pick<ServiceInfo, 'id' | 'name'>,
     version: number,
     spec: Dockerode.ServiceSpec,
+    auth?: ServiceRegistryAuth,
   ): Promise<{ warnings: string[] }> {
-    // docker-modem sends `_query` as the query string and `_body` as the JSON body.
-    const opts = { _query: { version }, _body: spec };
+    // docker-modem sends `_query` as the query string and `_body` as the JSON body; `authconfig` as X-Registry-Auth.
+    const opts = { _query: { version }, _body: spec, ...(auth ? { authconfig: authConfig(auth) } : {}) };
     const res = (await this.call(`service '${service.name}'`, () =>
       this.api.getService(service.id).update(opts),
     )) as { Warnings?: string[] | null } | null;
@@ -506,9 +521,9 @@ export class DockerEngine {
    * Asks the image's registry (through the engine) for the digest of `name`; `NotFoundError` or
    * `DockerError` when the registry does not know it or cannot be reached.
    */
-  async registryDigest(name: string): Promise<string> {
+  async registryDigest(name: string, auth?: RegistryAuth): Promise<string> {
     const raw = (await this.call(`image '${name}' on its registry`, () =>
-      this.api.getImage(name).distribution(),
+      this.api.getImage(name).distribution(auth ? { authconfig: authConfig(auth) } : {}),
     )) as { Descriptor?: { digest?: string } };
     const digest = raw.Descriptor?.digest;
     if (!digest) throw new DockerError('DOCKER_NO_DIGEST', `the registry of image '${name}' gave no digest`);
@@ -718,6 +733,16 @@ export interface RegistryAuth {
   password: string;
   /** The registry host (`registry.example.com`, `127.0.0.1:5000`). */
   serveraddress: string;
+}
+
+/** Registry credentials for a service: a user's, or `'anonymous'` (empty ones, replacing any it had). */
+export type ServiceRegistryAuth = RegistryAuth | 'anonymous';
+
+/** The X-Registry-Auth body dockerode encodes; undefined sends no header. */
+function authConfig(auth: ServiceRegistryAuth | undefined): Record<string, string> | undefined {
+  if (auth === undefined) return undefined;
+  if (auth === 'anonymous') return {};
+  return { username: auth.username, password: auth.password, serveraddress: auth.serveraddress };
 }
 
 /** Options of `pushImage`. */

@@ -9,16 +9,18 @@
  * spec (Swarm keeps it), created services removed. The release's status follows the operation's (a
  * trigger in SQL), so a release ends exactly once, with its operation.
  */
+import type Dockerode from 'dockerode';
 import { z } from 'zod';
 import { ConfigError } from '../../sql/errors.ts';
 import { getRelease, pinReleaseImages, releaseByVersion, type Release, type ReleaseImage } from '../../sql/control/releases.ts';
 import type { StackSpec } from '../../stack/types.ts';
 import { applyStack, observeStack, planStack, type DeployAction, type ObservedStack, type StackPlan } from '../deploy/index.ts';
 import { progressJson, waitForConvergence } from '../deploy/converge.ts';
-import { applyPins, checkPinnedImages, resolveImages } from '../deploy/images.ts';
+import { applyPins, checkPinnedImages, checkPullable, resolveImages, serviceImage, type ImageAuth } from '../deploy/images.ts';
+import { REGISTRY_AUTH_LABEL, registryAuthForImage, sealedRegistryAuths, withRegistryAuthLabels, type RegistryAuthInfo } from '../../sql/control/registry-auth.ts';
 import { runPreDeploy } from '../cron/run-template.ts';
 import { loadReleaseRoutes } from '../routing/apply.ts';
-import type { DockerEngine } from '../docker/engine.ts';
+import type { DockerEngine, RegistryAuth, ServiceRegistryAuth } from '../docker/engine.ts';
 import type { Executor, ExecutorContext, Json } from './types.ts';
 
 export const payloadSchema = z.strictObject({
@@ -51,16 +53,16 @@ function requirePool(ctx: Pick<ExecutorContext, 'pool'>): NonNullable<ExecutorCo
  * The images the release runs: pinned by the first attempt; a rollback takes those of the release it
  * restores (after checking they can still be had); otherwise resolved on the engine now.
  */
-async function pinnedImages(ctx: ExecutorContext, release: Release): Promise<Record<string, ReleaseImage>> {
+async function pinnedImages(ctx: ExecutorContext, release: Release, authFor: ImageAuth): Promise<Record<string, ReleaseImage>> {
   if (release.images) return release.images;
   const pool = requirePool(ctx);
   let images: Record<string, ReleaseImage>;
   if (release.restores !== null) {
     const restored = await releaseByVersion(pool, release.environment, release.restores);
-    images = restored.images ?? (await resolveImages(ctx.docker, release.spec));
-    await checkPinnedImages(ctx.docker, images);
+    images = restored.images ?? (await resolveImages(ctx.docker, release.spec, authFor));
+    await checkPinnedImages(ctx.docker, images, authFor);
   } else {
-    images = await resolveImages(ctx.docker, release.spec);
+    images = await resolveImages(ctx.docker, release.spec, authFor);
   }
   const pinned = await pinReleaseImages(pool, release.id, images);
   await ctx.step('images', `images pinned: ${Object.entries(pinned).map(([k, v]) => `${k}=${v.ref}`).join(', ')}`, { images: pinned as unknown as Json });
@@ -80,6 +82,46 @@ async function openSecrets(ctx: ExecutorContext, spec: StackSpec): Promise<Stack
     }),
   );
   return { ...spec, secrets };
+}
+
+/** Stored registry credentials, opened. */
+interface OpenedRegistryAuth extends RegistryAuthInfo {
+  auth: RegistryAuth;
+}
+
+/**
+ * The environment's registry credentials (`mp registry login`), their passwords opened in memory
+ * (and so registered for redaction before anything else is reported). `ConfigError` when there are
+ * some and this agent holds no cluster key.
+ */
+async function openRegistryAuths(ctx: ExecutorContext, environment: string): Promise<OpenedRegistryAuth[]> {
+  const rows = await sealedRegistryAuths(requirePool(ctx), environment);
+  if (rows.length === 0) return [];
+  const open = ctx.openSealed;
+  if (!open) {
+    throw new ConfigError('NO_CLUSTER_KEY', `environment ${environment} has registry credentials, and this agent has no cluster key to open them`, 'run the deploy on a manager agent that has the cluster key');
+  }
+  return await Promise.all(
+    rows.map(async ({ sealed, ...info }) => {
+      const password = await open(sealed);
+      const auth = { username: info.username, password: password.toString('utf8'), serveraddress: info.registry };
+      password.fill(0);
+      return { ...info, auth };
+    }),
+  );
+}
+
+/**
+ * What a service create or update sends Swarm: the stored credentials of its image's registry, so
+ * every node pulls with them (`--with-registry-auth`); empty ones when the service had credentials
+ * from an earlier deploy and the environment has none any more (`mp registry logout`); else nothing.
+ */
+function serviceAuth(auths: OpenedRegistryAuth[]) {
+  return (spec: Dockerode.ServiceSpec, current?: Dockerode.ServiceSpec): ServiceRegistryAuth | undefined => {
+    const stored = registryAuthForImage(serviceImage(spec), auths);
+    if (stored) return stored.auth;
+    return current?.Labels?.[REGISTRY_AUTH_LABEL] ? 'anonymous' : undefined;
+  };
 }
 
 /** One line per kind of action, e.g. "create 1, update 2 (api, worker), remove 0, unchanged 5". */
@@ -123,7 +165,8 @@ export const deploy: Executor<DeployPayload, DeployState, Json, Json> = {
 
   async observe(ctx, payload) {
     const release = await getRelease(requirePool(ctx), payload.release);
-    const desired = applyPins(release.spec, release.images ?? {});
+    const auths = await sealedRegistryAuths(requirePool(ctx), release.environment);
+    const desired = withRegistryAuthLabels(applyPins(release.spec, release.images ?? {}), auths);
     return { release, desired, observed: await observeStack(ctx.docker, desired.name, desired) };
   },
 
@@ -139,8 +182,14 @@ export const deploy: Executor<DeployPayload, DeployState, Json, Json> = {
       { version: release.version, kind: release.kind, restores: release.restores },
     );
     const since = await operationStart(ctx);
-    const pinned = await pinnedImages(ctx, release);
-    const desired = await openSecrets(ctx, applyPins(release.spec, pinned));
+    const registryAuths = await openRegistryAuths(ctx, release.environment);
+    const imageAuth: ImageAuth = (image) => registryAuthForImage(image, registryAuths)?.auth;
+    for (const a of registryAuths) {
+      await ctx.step('registry', `services pulling from ${a.registry} get the stored credentials of '${a.username}'`, { registry: a.registry, username: a.username });
+    }
+    const pinned = await pinnedImages(ctx, release, imageAuth);
+    const desired = withRegistryAuthLabels(await openSecrets(ctx, applyPins(release.spec, pinned)), registryAuths);
+    await checkPullable(ctx.docker, desired, imageAuth);
     const observed = await observeStack(ctx.docker, desired.name, desired);
     const plan = planStack(desired, observed);
     for (const warning of plan.warnings) await ctx.step('warning', warning);
@@ -157,7 +206,7 @@ export const deploy: Executor<DeployPayload, DeployState, Json, Json> = {
       // minipaas.yaml `pre_deploy:` jobs, in order, before any service changes; one failing fails the deploy.
       await runPreDeploy(ctx, { release: { ...release, images: pinned }, desired, plan });
       if (plan.changed) {
-        const applied = await applyStack(ctx.docker, plan, { desired, step: ctx.step, signal: ctx.signal });
+        const applied = await applyStack(ctx.docker, plan, { desired, step: ctx.step, signal: ctx.signal, registryAuth: serviceAuth(registryAuths) });
         Object.assign(ids, applied.serviceIds);
         for (const warning of applied.warnings) await ctx.step('warning', warning);
       } else {

@@ -20,6 +20,7 @@ import { access, constants } from 'node:fs/promises';
 import { z } from 'zod';
 import { generateKeyPair, openValue, sealValue, writeClusterKeys, type ClusterKeyPair, type ClusterKeys } from '../../sql/control/sealing.ts';
 import { clusterKeyRows, resealSecret, rotateClusterKey, secretsNotSealedTo } from '../../sql/control/secrets.ts';
+import { registryAuthsNotSealedTo, resealRegistryAuth } from '../../sql/control/registry-auth.ts';
 import { ConflictError } from '../../sql/errors.ts';
 import { poolOf } from './secret-create.ts';
 import type { Executor, ExecutorContext } from './types.ts';
@@ -120,10 +121,25 @@ async function execute(ctx: ExecutorContext, payload: RotatePayload): Promise<{ 
           value.fill(0);
         }
       }
-      await ctx.step('reseal', `${resealed} stored secret${resealed === 1 ? '' : 's'} re-sealed to key ${active.id}`, { resealed });
+      // Registry passwords (`mp registry login`) are sealed to the same key.
+      let registries = 0;
+      for (const row of await registryAuthsNotSealedTo(pool, active.id)) {
+        ctx.signal.throwIfAborted();
+        const value = await openValue(keys, row.sealed);
+        try {
+          if (await resealRegistryAuth(pool, { id: row.id, fromKey: row.keyId, sealed: await sealValue(active.publicKey, value), toKey: active.id })) registries++;
+        } finally {
+          value.fill(0);
+        }
+      }
+      await ctx.step(
+        'reseal',
+        `${resealed} stored secret${resealed === 1 ? '' : 's'}${registries ? ` and ${registries} registry password${registries === 1 ? '' : 's'}` : ''} re-sealed to key ${active.id}`,
+        { resealed, registries },
+      );
     } else {
       const active = (await clusterKeyRows(pool)).find((r) => r.retiredAt === null)!;
-      const left = await secretsNotSealedTo(pool, active.id);
+      const left = [...(await secretsNotSealedTo(pool, active.id)), ...(await registryAuthsNotSealedTo(pool, active.id))];
       if (left.length > 0) throw new ConflictError('RESEAL_INCOMPLETE', `${left.length} secrets are still sealed to an old key; the old key is kept`, 'retry the operation');
       const before = keys.keys.length;
       keys.keys.splice(0, keys.keys.length, ...keys.keys.filter((k) => k.publicKey === active.publicKey));

@@ -13,6 +13,7 @@ import { applyPins, resolveImages } from '../../../agent/deploy/images.ts';
 import type { Context } from '../../context.ts';
 import { deployRelease, environmentDocker, planLines, submitRelease } from '../../deploys.ts';
 import { latestPushedBuilds } from '../../../sql/control/builds.ts';
+import { listRegistryAuths, withoutStoredRegistries, withRegistryAuthLabels } from '../../../sql/control/registry-auth.ts';
 import { withRecordedBuilds } from '../../builds.ts';
 import { loadEnvironment, SETTINGS_FILE, type LoadedEnvironment } from '../../environment.ts';
 import { checkPreDeploy } from '../../../stack/pre-deploy.ts';
@@ -20,6 +21,7 @@ import { buildEnvironment } from './build.ts';
 import { awaitNoCanary } from '../../canaries.ts';
 import { positiveInt } from '../../inputs.ts';
 import { toJson } from '../../output.ts';
+import { control } from '../../operations.ts';
 import { keepScale } from '../scale.ts';
 
 export const options = z
@@ -59,7 +61,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const release = await keepScale(ctx, await deployRelease(ctx, env));
   if (opts.dryRun) {
     const docker = await environmentDocker(env.settings, '--dry-run');
-    const desired = applyPins(release.spec, await resolveImages(docker, release.spec));
+    const stored = await listRegistryAuths(control(ctx), env.name);
+    const desired = withRegistryAuthLabels(applyPins(release.spec, await resolveImages(docker, withoutStoredRegistries(release.spec, stored))), stored);
     const plan = planStack(desired, await observeStack(docker, desired.name, desired));
     if (ctx.json) {
       ctx.stdout.write(`${toJson({ environment: env.name, stack: desired.name, changed: plan.changed, actions: plan.actions })}\n`);
@@ -73,7 +76,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   // An image no node can get is refused before anything is written, when the engine answers here; the
   // agent resolves and pins the images again where it runs.
   const docker = await environmentDocker(env.settings, '`mp deploy`').catch(() => undefined);
-  if (docker) await resolveImages(docker, env.spec);
+  // Images of a registry with stored credentials are the agent's to check: only it can open them.
+  if (docker) await resolveImages(docker, withoutStoredRegistries(env.spec, await listRegistryAuths(control(ctx), env.name)));
   // A deploy would roll a service under its canary (docs/routing.md "Canary").
   await awaitNoCanary(ctx, env.name, opts.env, { wait: opts.wait ?? false, waitSeconds: opts.waitTimeout ?? 900 });
   await submitRelease(ctx, release, { detach: opts.detach });

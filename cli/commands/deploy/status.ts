@@ -9,6 +9,8 @@ import { applyPins } from '../../../agent/deploy/images.ts';
 import { canaryServices } from '../../../agent/executors/canary-start.ts';
 import { listCanaries } from '../../../sql/control/canaries.ts';
 import { latestRelease } from '../../../sql/control/releases.ts';
+import { listRegistryAuths, withRegistryAuthLabels } from '../../../sql/control/registry-auth.ts';
+import { control } from '../../operations.ts';
 import { NotFoundError } from '../../../sql/errors.ts';
 import type { Context } from '../../context.ts';
 import { environmentDocker } from '../../deploys.ts';
@@ -34,7 +36,8 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const release = (await latestRelease(pool, name, 'succeeded')) ?? (await latestRelease(pool, name));
   if (!release) throw new NotFoundError('UNKNOWN_RELEASE', `environment ${name} has no releases yet`, `\`mp deploy --env ${opts.env}\` makes the first`);
   const docker = await environmentDocker(readSettings(dir), '`mp deploy status`');
-  const desired = applyPins(release.spec, release.images ?? {});
+  // The deploy labels services with their registry credentials' version: not drift.
+  const desired = withRegistryAuthLabels(applyPins(release.spec, release.images ?? {}), await listRegistryAuths(control(ctx), name));
   const observed = await observeStack(docker, desired.name, desired);
   const plan = planStack(desired, observed);
   const tasks = await docker.listTasks({ serviceIds: observed.services.map((s) => s.id) });
