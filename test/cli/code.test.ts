@@ -159,6 +159,17 @@ describe('mp code worker|job|cron', () => {
     expect(env.files()).toEqual(before);
   });
 
+  it('a service minipaas.yaml routes to is refused: a worker answers no requests', async () => {
+    const env = environment();
+    writeFileSync(join(env.dir, 'minipaas.yaml'), 'project:\n  files: [compose.yaml, compose.prod.yaml]\nroutes:\n  http://localhost:8000: worker:8080\n');
+    const before = env.files();
+    const err = await failure(worker.run(captured(undefined), { env: env.dir, services: ['emails_worker', 'worker'] }));
+    expect(err.message).toBe(`${join(env.dir, 'minipaas.yaml')} routes http://localhost:8000 to worker:8080; a worker answers no requests`);
+    expect(err.hint).toBe(`remove the route first (\`mp code route --env ${env.dir} --rm http://localhost:8000\`), or leave worker a service`);
+    await expect(job.run(captured(undefined), { env: env.dir, services: ['worker'] })).rejects.toThrow(/a job template is not a running service$/);
+    expect(env.files()).toEqual(before);
+  });
+
   it('a read-only file: one error, nothing written (not the other file either)', async () => {
     const env = environment();
     chmodSync(join(env.dir, 'compose.prod.yaml'), 0o444);

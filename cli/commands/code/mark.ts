@@ -1,12 +1,15 @@
 /**
  * What `mp code worker|job|cron` share: read the environment's Compose files, plan the marking of
  * each named service (stack/edit/kinds.ts) in its defining file, check every file can be written, and
- * write them all or none. Nothing is deployed: `mp deploy --env DIR` applies the change. Every service
- * is planned before anything is written, so one unknown service leaves every file as it was.
+ * write them all or none; a service minipaas.yaml routes to is refused. Nothing is deployed:
+ * `mp deploy --env DIR` applies the change. Every service is planned before anything is written, so
+ * one unknown service leaves every file as it was.
  */
-import { relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { parseRoutes } from '../../../agent/routing/routes.ts';
+import { ConfigError } from '../../../sql/errors.ts';
 import type { Context } from '../../context.ts';
-import { environmentDir, readSettings } from '../../environment.ts';
+import { environmentDir, readSettings, SETTINGS_FILE } from '../../environment.ts';
 import { printResult } from '../../output.ts';
 import { planComposeEdits, readFilesForEdit, writeFilesAtomically, type ComposeEdit } from '../../../stack/edit/index.ts';
 import { kindEdits, type KindRequest } from '../../../stack/edit/kinds.ts';
@@ -15,6 +18,15 @@ import { kindEdits, type KindRequest } from '../../../stack/edit/kinds.ts';
 export async function markServices(ctx: Context, env: string, services: string[], request: KindRequest): Promise<void> {
   const dir = environmentDir(env);
   const settings = readSettings(dir);
+  // Caddy routes requests to a routed service: a worker answers none, a template is no service at all.
+  const routed = parseRoutes(settings.routes).find((r) => services.includes(r.service));
+  if (routed) {
+    throw new ConfigError(
+      'ROUTED_SERVICE',
+      `${join(env, SETTINGS_FILE)} routes ${routed.key} to ${routed.service}:${routed.targetPort}; a ${request.kind === 'worker' ? 'worker answers no requests' : `${request.kind} template is not a running service`}`,
+      `remove the route first (\`mp code route --env ${env} --rm ${routed.key}\`), or leave ${routed.service} a service`,
+    );
+  }
   const files = await readFilesForEdit(settings.project.files.map((f) => resolve(dir, f)));
   const shown = files.map((f) => ({ path: relative(dir, f.path), content: f.content }));
   const edits: ComposeEdit[] = [];
