@@ -27,6 +27,7 @@ import { compactJobs } from '../sql/queues/compact.ts';
 import { LeaseLostError, Queue, type Job, type Worker } from '../sql/queues/queue.ts';
 import type { DockerEngine } from './docker/engine.ts';
 import { executors, getExecutor, parsePayload, type ExecutorContext, type Json, type Logger } from './executors/index.ts';
+import { startCanaryWatch } from './canary-watch.ts';
 import { startMaintenance } from './maintenance.ts';
 import { startCronScheduler, type SchedulerOptions } from './cron/scheduler.ts';
 import { metricsSampler } from './metrics.ts';
@@ -133,6 +134,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   log.info('agent registered', { name, targets });
   const cron = manager && opts.cron !== false ? startCronScheduler({ pool: opts.pool, name, log, ...(opts.cron ?? {}) }) : undefined;
+  // Live canaries whose tasks keep failing abort by themselves (agent/canary-watch.ts).
+  const canaryWatch = manager && opts.docker ? startCanaryWatch({ pool: opts.pool, docker: opts.docker, log }) : undefined;
 
   let stopping = false;
   // One heartbeat at a time: against an unreachable server they would queue up behind each other.
@@ -239,6 +242,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     stop: async () => {
       clearInterval(heartbeat);
       await cron?.stop();
+      await canaryWatch?.stop();
       await maintenance.stop();
       await worker.stop();
       // Operations still retrying their calls after the worker's shutdown timeout give up now.

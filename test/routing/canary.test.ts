@@ -1,7 +1,8 @@
 // Canaries on the lab's Swarm behind Caddy: `mp deploy canary --replicas 1 api` beside 3 replicas takes
 // a share of requests close to 1/4; `mp deploy` refuses while it is live (and waits with --wait);
 // abort leaves only the old version answering, promote only the new one (as a deploy release in
-// history); a canary whose healthcheck never passes is aborted by itself; bad input enqueues nothing.
+// history); a canary whose healthcheck never passes is aborted by itself, and so is a live one whose
+// tasks start failing (the agent's watcher); bad input enqueues nothing.
 // Traffic goes only to 127.0.0.1 (Caddy's host-mode port).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -249,6 +250,24 @@ describeSwarm('canaries behind Caddy', () => {
     const h = ctx();
     await history.run(h, { env: dir, limit: 20 });
     expect(h.out()).toMatch(/canary api x1\s+aborted .*canary of api aborted/);
+  }, 240_000);
+
+  it('a live canary whose tasks start failing is aborted by the agent\'s watcher', async () => {
+    // v5 serves for 8 s after each start, then its healthcheck fails (the page is gone): live first, then failing.
+    setVersion('v5');
+    const file = join(dir, 'compose.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('&& exec httpd', '&& (sleep 8; rm /www/index.html) & exec httpd'));
+    const c = ctx();
+    await canary.run(c, { env: dir, service: 'api', replicas: 1, detach: false });
+    expect(c.out()).toMatch(/canary\.start succeeded/);
+    const row = await waitFor('the watcher aborts the canary', async () => {
+      const [last] = await listCanaries(db.pool, 'shop');
+      return last?.status === 'aborted' ? last : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    expect(row.reason).toMatch(/aborted by itself: 3 tasks of .*api-canary failed since it went live/);
+    expect(await canaryServiceCount()).toBe(0);
+    await onlyAnswers('v2', 20);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('&& (sleep 8; rm /www/index.html) & exec httpd', '&& exec httpd'));
   }, 240_000);
 
   it('mp deploy --wait waits until the canary is aborted, then deploys', async () => {
