@@ -112,7 +112,9 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL)')
     .option('--json', 'print JSON for scripts instead of tables')
     .option('--verbose', 'print stack traces with errors')
-    .version(packageVersion(), '--version', 'print the version of mp')
+    // Not commander's .version(): a program option is matched after the subcommand too, so it would take
+    // the `--version` of `mp code init`, `mp secret delete` and `mp config delete`. Handled below instead.
+    .addHelpText('after', '\nmp --version prints the version of mp.')
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
 
@@ -333,7 +335,7 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
     .option('--detach', 'return once submitted instead of following');
 
   // Secrets (sealed to the cluster key) and configs of an environment directory; docs/secrets.md.
-  const collect = (v: string, all: string[]): string[] => [...all, v];
+  const collect = (v: string, all: string[] | undefined): string[] => [...(all ?? []), v];
   const secret = program.command('secret').description('secrets of an environment: sealed here, opened only by manager agents, versioned by content');
   leaf(secret, 'create', 'store a secret read from stdin (or --from-file), sealed, and create its Swarm secret', commands.secretCreate, { stopOn: ['SIGINT'] })
     .requiredOption('--env <dir>', 'environment directory holding minipaas.yaml')
@@ -492,6 +494,10 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   };
   withHelpHints(program);
 
+  if (argv[2] === '--version') {
+    io.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   try {
     await program.parseAsync(argv);
     return 0;
