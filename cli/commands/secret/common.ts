@@ -15,7 +15,8 @@ import { printResult, printRows, type Column } from '../../output.ts';
 import { environmentDir, environmentNameOf, readSettings } from '../../environment.ts';
 import { control, followOperation, reportOutcome, requireAgent, requireEnvironment } from '../../operations.ts';
 import { deleteManaged, listManaged, MANAGED_NAME, pruneCandidates, type ManagedKind, type ManagedVersion } from '../../../sql/control/secrets.ts';
-import { ConfigError } from '../../../sql/errors.ts';
+import { listNames, nearMiss } from '../../../agent/executors/near-miss.ts';
+import { ConfigError, NotFoundError } from '../../../sql/errors.ts';
 import { checkChanges, managedObjectEdits, planComposeEdits, readFilesForEdit, type FileChange } from '../../../stack/edit/index.ts';
 
 /** An environment directory as these commands need it. */
@@ -117,10 +118,37 @@ export const deleteOptions = z
   })
   .strict();
 
+/**
+ * Refuses, before anything is written, a name with no live version (suggesting the near miss) and a
+ * `--version` the name does not have (listing those it has).
+ */
+async function checkDeletable(ctx: Context, kind: ManagedKind, env: ManagedEnvironment, opts: z.output<typeof deleteOptions>): Promise<void> {
+  const live = (await listManaged(control(ctx), kind, env.name)).filter((v) => v.deletedAt === null);
+  const names = [...new Set(live.map((v) => v.name))];
+  if (!names.includes(opts.name)) {
+    const guess = nearMiss(opts.name, names);
+    throw new NotFoundError(
+      'MP009',
+      `${kind} '${opts.name}' of environment ${env.name} has no live version to delete${guess ? ` (did you mean '${guess}'?)` : ''}; ${kind}s: ${listNames(names)}`,
+      guess ? `\`mp ${kind} delete --env ${opts.env} --name ${guess}\`` : `\`mp ${kind} ls --env ${opts.env}\` lists them`,
+    );
+  }
+  const versions = live.filter((v) => v.name === opts.name).map((v) => v.version);
+  const unknown = (opts.version ?? []).filter((v) => !versions.includes(v));
+  if (unknown.length > 0) {
+    throw new NotFoundError(
+      'MP009',
+      `${kind} '${opts.name}' has no live version ${unknown.join(', ')}; its versions: ${listNames(versions)}`,
+      `\`mp ${kind} ls --env ${opts.env} --all\` shows every version, deleted ones too`,
+    );
+  }
+}
+
 /** Marks the versions deleted and follows the operation removing their Swarm objects. */
 export async function runDelete(ctx: Context, kind: ManagedKind, opts: z.output<typeof deleteOptions>): Promise<void> {
   const env = managedEnvironment(opts.env);
   await checkCanSubmit(ctx, env, opts.detach);
+  await checkDeletable(ctx, kind, env, opts);
   const id = await deleteManaged(control(ctx), { kind, environment: env.name, name: opts.name, versions: opts.version });
   printResult(ctx, `${kind} ${opts.name}${opts.version ? ` version ${opts.version.join(', ')}` : ' (every version)'} deleted; operation ${id} removes it from Swarm`, { operation: Number(id) });
   await follow(ctx, id, opts.detach);
