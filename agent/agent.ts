@@ -45,6 +45,11 @@ export interface AgentOptions {
   name?: string;
   /** Also claim provisioning operations (reaching new hosts over SSH). */
   provisioner?: boolean;
+  /**
+   * Claim `manager` operations (default: when its engine is a Swarm manager, or in no swarm). `false`
+   * for a provisioner whose own engine is not the cluster's: it must not run the cluster's deploys.
+   */
+  manager?: boolean;
   /** Operations run at once (default 4). */
   concurrency?: number;
   /** Heartbeat period (default 5 s; a node is dead after 30 s without one). */
@@ -121,7 +126,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     return { swarmNodeId: null, swarmRole: null };
   });
   // A lone engine outside any swarm manages itself: `mp dev` on a laptop still runs manager operations.
-  const manager = swarmRole === 'manager' || (opts.docker !== null && swarmRole === null);
+  const manager = opts.manager ?? (swarmRole === 'manager' || (opts.docker !== null && swarmRole === null));
   const targets = [`node:${name}`, ...(manager ? ['manager'] : []), ...(opts.provisioner ? ['provisioner'] : [])];
   await calls.register({
     name,
