@@ -40,7 +40,7 @@ export const provisionHostExecutor: Executor<HostPayload, StepName[], StepName, 
   payloadSchema: hostPayloadSchema,
   target: 'provisioner',
   async observe(_ctx, payload) {
-    return payload.steps ?? stepsFor(payload.settings);
+    return payload.steps ?? stepsFor(payload.settings, payload.host.role);
   },
   plan(_payload, steps) {
     return steps;

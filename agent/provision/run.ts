@@ -11,8 +11,12 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { ConflictError, MiniPaasError, NotFoundError } from '../../sql/errors.ts';
 import type { DockerEngine } from '../docker/engine.ts';
-import { installAgentService, observeInstall, planInstall, type AgentServiceOptions } from '../global-service.ts';
+import { clusterKeySecretName, installAgentService, observeInstall, planInstall, type AgentServiceOptions } from '../global-service.ts';
+import { generateClusterKeys, keyFileText, type ClusterKeys } from '../../sql/control/sealing.ts';
 import type { Json } from '../executors/types.ts';
+import { loadMigrations } from '../../sql/migrate.ts';
+import { databaseHost, migrateThrough, pendingMigrations, provisionerDatabase, type ClusterDatabase } from './cluster-database.ts';
+import { DATABASE_FACTS_SCRIPT, planDatabase, planPostgres } from './database.ts';
 import { hostSchema, provisionSchema, type Host } from './inventory.ts';
 import { fileAndDatabasePolicy, openSession, shellQuote, type HostKey, type HostSession, type SshTarget } from './ssh.ts';
 import {
@@ -31,6 +35,8 @@ import {
   planSyslog,
   sha256,
   STEP_NAMES,
+  SUPPORTED_ARCH,
+  SUPPORTED_OS,
   stepsFor,
   type Action,
   type HostPlanInput,
@@ -47,6 +53,8 @@ export const hostPayloadSchema = z
     /** Absolute certificate directory on the provisioner's machine (managers get TLS when it has a server certificate). */
     certs_dir: z.string().min(1).optional(),
     accept_new_host_keys: z.boolean().default(false),
+    /** The `[database]` host, when the inventory names one: the agents use the PostgreSQL provisioned there. */
+    database: hostSchema.optional(),
     /** Only these steps (default: all that apply). */
     steps: z.array(z.enum(STEP_NAMES)).optional(),
   })
@@ -67,6 +75,32 @@ export interface RunContext {
   waitMs?: number;
   /** Record each step as a child operation of `operationId` (false when the operation is itself one step). */
   recordSteps?: boolean;
+  /** The provisioner's cluster key pairs (MP_CLUSTER_KEY_FILE): the manager agents get them as a Docker secret. */
+  clusterKeys?: ClusterKeys;
+}
+
+/**
+ * The cluster key the installed agents get, as `mp agent install` gives it (docs/secrets.md "Who holds
+ * what"): the provisioner's own key file when it has one (it must hold the database's active key); else
+ * the Docker secret a previous run created for the active key; else, on a cluster with no key yet, a new
+ * pair that then exists only in Swarm's store. `register` is the public key to register once the agents
+ * hold it. The key file's text goes only into the secret.
+ */
+async function clusterKeyFor(ctx: RunContext, pool: pg.Pool | undefined): Promise<{ key: NonNullable<AgentServiceOptions['clusterKey']>; register?: string }> {
+  const active = pool
+    ? (await pool.query<{ public_key: string }>(`select public_key from mp.cluster_keys where retired_at is null`)).rows[0]?.public_key
+    : undefined;
+  if (ctx.clusterKeys) {
+    const newest = ctx.clusterKeys.keys.at(-1)!.publicKey;
+    if (active && !ctx.clusterKeys.keys.some((k) => k.publicKey === active)) {
+      throw new ConflictError('WRONG_CLUSTER_KEY', "the provisioner's cluster key file does not hold the cluster's active key", 'start the provisioner with MP_CLUSTER_KEY_FILE naming the key file that goes with this database');
+    }
+    return { key: { secretName: clusterKeySecretName(newest), text: keyFileText(ctx.clusterKeys) }, ...(active ? {} : { register: newest }) };
+  }
+  if (active) return { key: { secretName: clusterKeySecretName(active) } };
+  const keys = await generateClusterKeys();
+  const publicKey = keys.keys[0]!.publicKey;
+  return { key: { secretName: clusterKeySecretName(publicKey), text: keyFileText(keys) }, register: publicKey };
 }
 
 /** The outcome of one step. */
@@ -174,18 +208,35 @@ export async function provisionHost(ctx: RunContext, payload: HostPayload): Prom
   const host = toHost(payload.host);
   const firstManager = toHost(payload.first_manager);
   const input: HostPlanInput = { host, firstManager, cluster: payload.cluster, settings: payload.settings, tls: tlsFiles(payload, host) };
-  const steps = payload.steps ?? stepsFor(payload.settings);
+  const steps = payload.steps ?? stepsFor(payload.settings, host.role);
   const policy = hostKeyPolicy(payload, ctx.pool);
   const waitMs = ctx.waitMs ?? 600_000;
   const outcomes: StepOutcome[] = [];
   const done: string[] = [];
   let session: HostSession | undefined;
   let managerSession: HostSession | undefined;
+  let databaseSession: HostSession | undefined;
+  const dbHost = payload.database ? toHost(payload.database) : undefined;
   const manager = async (): Promise<HostSession> => {
     if (host.name === firstManager.name) return session!;
     managerSession ??= await openSession(target(firstManager), policy, { acceptNew: payload.accept_new_host_keys });
     return managerSession;
   };
+  const cluster: ClusterDatabase = dbHost
+    ? databaseHost(dbHost, async () => {
+        if (dbHost.name === host.name) return session!;
+        databaseSession ??= await openSession(target(dbHost), policy, { acceptNew: payload.accept_new_host_keys });
+        return databaseSession;
+      }, { waitMs, signal: ctx.signal })
+    : provisionerDatabase(ctx.pool, ctx.agentsDatabaseUrl);
+  // Resolved once per run: a newly generated cluster key must be the same at plan and at apply.
+  let agentOpts: Promise<{ opts: AgentServiceOptions; register?: string }> | undefined;
+  const agentService = (): Promise<{ opts: AgentServiceOptions; register?: string }> =>
+    (agentOpts ??= (async () => {
+      const { key, register } = await clusterKeyFor(ctx, await cluster.pool({ wait: true }));
+      const opts = { ...agentServiceOptions(input, await cluster.agentsUrl({ wait: true })), clusterKey: key };
+      return { opts, ...(register ? { register } : {}) };
+    })());
 
   try {
     for (const step of steps) {
@@ -198,10 +249,11 @@ export async function provisionHost(ctx: RunContext, payload: HostPayload): Prom
           session = await openSession(target(host), policy, { acceptNew: payload.accept_new_host_keys });
           if (session.keyAccepted) await ctx.step('host-key', `host ${host.name}: accepted ${session.hostKey.type} key ${session.hostKey.fingerprint} on first contact (recorded in mp.host_keys)`);
         }
-        const actions = await planStep(ctx, step, input, session, manager, waitMs);
+        const env: StepEnv = { session, manager, input, waitMs, agentService, cluster };
+        const actions = await planStep(ctx, step, env);
         for (const a of actions) {
           await ctx.step(step, `${host.name}: ${describeAction(a)}`);
-          await applyAction(ctx, a, { session, manager, input, waitMs });
+          await applyAction(ctx, a, env);
         }
         const outcome: StepOutcome = {
           step,
@@ -222,26 +274,83 @@ export async function provisionHost(ctx: RunContext, payload: HostPayload): Prom
       }
     }
   } finally {
+    await cluster.close();
     session?.close();
     managerSession?.close();
+    databaseSession?.close();
   }
   return outcomes;
 }
 
+/**
+ * Pure (reads only the local certificate files): each step's actions as they would be on a bare host
+ * (nothing installed, systemd, no swarm, no agent), without connecting. What `mp provision --dry-run`
+ * prints: the first run on a new host does exactly this; on a host already provisioned, the steps
+ * that already match plan nothing when they run (the dry run cannot tell without reading the host).
+ */
+export function bareHostPlan(payload: HostPayload): { step: StepName; actions: string[] }[] {
+  const host = toHost(payload.host);
+  const firstManager = toHost(payload.first_manager);
+  const input: HostPlanInput = { host, firstManager, cluster: payload.cluster, settings: payload.settings, tls: tlsFiles(payload, host) };
+  const bare = { init: 'systemd', os: 'debian 12', arch: 'x86_64' };
+  const local = { state: 'inactive', nodeId: '', manager: false };
+  const plan = (step: StepName): string[] => {
+    switch (step) {
+      case 'os':
+        return [`check /etc/os-release and uname -m: refused unless ${SUPPORTED_OS.join(', ')} on ${SUPPORTED_ARCH.join(' or ')}`];
+      case 'docker':
+        return planDocker(input, bare).map(describeAction);
+      case 'daemon':
+        return planDaemon(input, bare).map(describeAction);
+      case 'firewall':
+        return planFirewall(input, bare).map(describeAction);
+      case 'fail2ban':
+        return planFail2ban(input, bare).map(describeAction);
+      case 'syslog':
+        return planSyslog(input, bare).map(describeAction);
+      case 'swarm':
+        return planSwarm(input, { local }).map(describeAction);
+      case 'labels':
+        return planLabels(input, { nodeId: host.name, labels: {} }).map(describeAction);
+      case 'agent-image':
+        return planAgentImage(input, { localImageId: 'the provisioner\'s image' }).map(() => `ship image ${input.settings.agent_image} from the provisioner's engine over SSH (no registry needed)`);
+      case 'agent':
+        return planAgent(input, { serviceUpToDate: false, agentAlive: false, hostname: host.name }).map(describeAction);
+      case 'postgres':
+        return planPostgres(input, bare).map(describeAction);
+      case 'database':
+        return planDatabase(input, bare, ['every migration']).map(describeAction);
+    }
+  };
+  return (payload.steps ?? stepsFor(payload.settings, host.role)).map((step) => ({ step, actions: plan(step) }));
+}
+
+/** What observing and applying a step reach: the host, the first manager, the cluster's database. */
+interface StepEnv {
+  session: HostSession;
+  manager: () => Promise<HostSession>;
+  input: HostPlanInput;
+  waitMs: number;
+  agentService: () => Promise<{ opts: AgentServiceOptions; register?: string }>;
+  cluster: ClusterDatabase;
+}
+
 /** Observes what a step depends on and plans it. */
-async function planStep(
-  ctx: RunContext,
-  step: StepName,
-  input: HostPlanInput,
-  session: HostSession,
-  manager: () => Promise<HostSession>,
-  waitMs: number,
-): Promise<Action[]> {
-  const facts = async (): Promise<Record<string, string>> => {
-    const r = await session.run(FACTS_SCRIPT);
+async function planStep(ctx: RunContext, step: StepName, env: StepEnv): Promise<Action[]> {
+  const { session, manager, input, waitMs, agentService } = env;
+  const facts = async (script = FACTS_SCRIPT): Promise<Record<string, string>> => {
+    const r = await session.run(script);
     return parseFacts(r.stdout);
   };
   switch (step) {
+    case 'postgres':
+      return planPostgres(input, await facts(`${FACTS_SCRIPT}\n${DATABASE_FACTS_SCRIPT}`));
+    case 'database': {
+      const f = await facts(`${FACTS_SCRIPT}\n${DATABASE_FACTS_SCRIPT}`);
+      const exists = f.db_password === 'yes' && f.db_role === 'yes' && f.db_database === 'yes';
+      const pending = exists ? await pendingMigrations((await env.cluster.pool())!) : (await loadMigrations()).map((m) => m.id);
+      return planDatabase(input, f, pending);
+    }
     case 'os':
       return planOs(input, await facts());
     case 'docker':
@@ -292,33 +401,26 @@ async function planStep(
       const hostname = (await session.run('hostname')).stdout.trim();
       let serviceUpToDate = true;
       if (input.host.name === input.firstManager.name) {
-        const opts = agentServiceOptions(ctx, input);
+        const { opts } = await agentService();
         serviceUpToDate = planInstall(opts, await observeInstall(session.docker(), opts)).every((a) => a.type.startsWith('keep-'));
       }
-      return planAgent(input, { serviceUpToDate, agentAlive: await agentAlive(ctx, hostname), hostname });
+      return planAgent(input, { serviceUpToDate, agentAlive: await agentAlive(await env.cluster.pool({ wait: true }), hostname), hostname });
     }
   }
 }
 
-function agentServiceOptions(ctx: RunContext, input: HostPlanInput): AgentServiceOptions {
-  if (!ctx.agentsDatabaseUrl) {
-    throw new NotFoundError('NO_AGENTS_DATABASE_URL', 'the provisioner has no database URL for the agents', 'start the provisioner with MP_AGENTS_DATABASE_URL (or DATABASE_URL) set to a URL the hosts can reach');
-  }
-  return { service: 'mp-agent', image: input.settings.agent_image, databaseUrl: ctx.agentsDatabaseUrl, network: 'host' };
+function agentServiceOptions(input: HostPlanInput, databaseUrl: string): AgentServiceOptions {
+  return { service: 'mp-agent', image: input.settings.agent_image, databaseUrl, network: 'host' };
 }
 
-async function agentAlive(ctx: RunContext, node: string): Promise<boolean> {
-  if (!ctx.pool) return false;
-  const rows = await ctx.pool.query<{ alive: boolean }>(`select alive from mp.nodes_v where name = $1`, [node]);
+async function agentAlive(pool: pg.Pool | undefined, node: string): Promise<boolean> {
+  if (!pool) return false;
+  const rows = await pool.query<{ alive: boolean }>(`select alive from mp.nodes_v where name = $1`, [node]);
   return rows.rows[0]?.alive ?? false;
 }
 
 /** Applies one action. Join tokens are read from the first manager's API here and passed straight to the host's. */
-async function applyAction(
-  ctx: RunContext,
-  a: Action,
-  env: { session: HostSession; manager: () => Promise<HostSession>; input: HostPlanInput; waitMs: number },
-): Promise<void> {
+async function applyAction(ctx: RunContext, a: Action, env: StepEnv): Promise<void> {
   const { session } = env;
   switch (a.type) {
     case 'run':
@@ -349,12 +451,24 @@ async function applyAction(
       });
       return;
     }
-    case 'agent-service':
-      await installAgentService(session.docker(), agentServiceOptions(ctx, env.input));
+    case 'agent-service': {
+      const { opts, register } = await env.agentService();
+      await installAgentService(session.docker(), opts);
+      // Registered once the agents hold the private key: a key the database names must be one they have.
+      const pool = await env.cluster.pool({ wait: true });
+      if (register && pool) await pool.query(`select mp.cluster_key_register($1)`, [register]);
+      if (register) await ctx.step('agent', `${env.input.host.name}: cluster key registered; its private key is the Docker secret ${opts.clusterKey!.secretName}`);
       return;
+    }
+    case 'migrate': {
+      const applied = await migrateThrough((await env.cluster.pool())!);
+      await ctx.step('database', `${env.input.host.name}: applied ${applied.length} migration(s)`);
+      return;
+    }
     case 'wait-agent': {
       const deadline = Date.now() + env.waitMs;
-      while (!(await agentAlive(ctx, a.node))) {
+      const pool = await env.cluster.pool({ wait: true });
+      while (!(await agentAlive(pool, a.node))) {
         if (Date.now() > deadline || ctx.signal.aborted) {
           throw new NotFoundError('AGENT_NOT_UP', `no heartbeat from the agent of ${a.node}`, `look at its task: docker service ps mp-agent (on ${env.input.firstManager.name})`);
         }

@@ -11,6 +11,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { homedir } from 'node:os';
 import { createRequire } from 'node:module';
 import type Dockerode from 'dockerode';
@@ -115,6 +116,8 @@ export interface HostSession {
   run(command: string, opts?: { stdin?: string }): Promise<CommandResult>;
   /** The host's Docker API over this connection. */
   docker(): DockerEngine;
+  /** A TCP connection to `127.0.0.1:port` on the host, through this connection (`ssh -L`'s channel). */
+  forward(port: number): Promise<Duplex>;
   close(): void;
 }
 
@@ -207,6 +210,9 @@ export async function openSession(target: SshTarget, policy: HostKeyPolicy, opts
     docker() {
       docker ??= dockerOverSsh(ssh, target);
       return docker;
+    },
+    forward(port) {
+      return ssh.forwardOut('127.0.0.1', 0, '127.0.0.1', port);
     },
     close() {
       ssh.dispose();

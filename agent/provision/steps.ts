@@ -5,14 +5,18 @@
  * unit tests assert on plans and `mp provision --dry-run` prints them.
  *
  * Steps, in order: os, docker, daemon, firewall, fail2ban and syslog (when enabled), swarm, labels,
- * agent-image, agent. Each is idempotent: run on a provisioned host it plans nothing.
+ * agent-image, agent. A `[database]` host runs os, firewall, fail2ban and syslog, then postgres and
+ * database (agent/provision/database.ts). Each is idempotent: run on a provisioned host it plans nothing.
  */
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../../sql/errors.ts';
 import type { Host, ProvisionSettings } from './inventory.ts';
 
 /** The step names, in the order they run. */
-export const STEP_NAMES = ['os', 'docker', 'daemon', 'firewall', 'fail2ban', 'syslog', 'swarm', 'labels', 'agent-image', 'agent'] as const;
+export const STEP_NAMES = ['os', 'docker', 'daemon', 'firewall', 'fail2ban', 'syslog', 'postgres', 'database', 'swarm', 'labels', 'agent-image', 'agent'] as const;
+/** The steps only a `[database]` host runs, and those only cluster nodes run. */
+const DATABASE_ONLY: readonly StepName[] = ['postgres', 'database'];
+const CLUSTER_ONLY: readonly StepName[] = ['docker', 'daemon', 'swarm', 'labels', 'agent-image', 'agent'];
 export type StepName = (typeof STEP_NAMES)[number];
 
 /** Releases MiniPaaS provisions: `ID VERSION_ID` of /etc/os-release. */
@@ -42,6 +46,7 @@ export type Action =
   | { type: 'node-labels'; node: string; labels: Record<string, string>; why: string }
   | { type: 'ship-image'; image: string; imageId: string; why: string }
   | { type: 'agent-service'; image: string; why: string }
+  | { type: 'migrate'; pending: string[]; why: string }
   | { type: 'wait-agent'; node: string; why: string };
 
 /** What one host's provisioning is given (the `provision.host` payload, resolved). */
@@ -113,6 +118,14 @@ export function planOs(input: HostPlanInput, facts: Facts): Action[] {
 }
 
 const APT = 'DEBIAN_FRONTEND=noninteractive apt-get';
+
+/**
+ * Installs packages from the distribution, fetching the package lists first when the host has none
+ * (a fresh image ships without them; a `[database]` host has no docker step to fetch them first).
+ */
+export function aptInstall(...packages: string[]): string {
+  return `{ ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || ${APT} update -q; } && ${APT} install -y -q --no-install-recommends ${packages.join(' ')}`;
+}
 
 /** The command that (re)starts a service under the host's init: systemd, or the Debian init scripts. */
 export function serviceCommand(facts: Facts, service: string, verb: 'restart' | 'start' | 'reload'): string {
@@ -198,6 +211,7 @@ export function planDaemon(input: HostPlanInput, facts: Facts): Action[] {
 
 /** Pure: the nftables ruleset: default deny inbound; SSH, HTTP(S) and extra ports open; Swarm and the TLS API only from the cluster. */
 export function nftRuleset(input: HostPlanInput): string {
+  if (input.host.role === 'database') return databaseRuleset(input);
   const cluster = [...new Set(input.cluster)].sort();
   const apiFrom = [...new Set([...cluster, ...input.settings.api_allow])].sort();
   const open = [...new Set([22, 80, 443, ...input.settings.ports, ...(input.host.port !== 22 ? [input.host.port] : [])])].sort((a, b) => a - b);
@@ -217,7 +231,8 @@ export function nftRuleset(input: HostPlanInput): string {
     '    ct state established,related accept',
     '    ct state invalid drop',
     '    iif lo accept',
-    '    meta l4proto { icmp, ipv6-icmp } accept',
+    // ICMP and ICMPv6 by number: the names need /etc/protocols, which a minimal host may lack.
+    '    meta l4proto { 1, 58 } accept',
     `    tcp dport ${set(open.map(String))} accept`,
     ...(v4(cluster).length
       ? ['    ip saddr @cluster tcp dport { 2377, 7946 } accept', '    ip saddr @cluster udp dport { 7946, 4789 } accept']
@@ -233,13 +248,43 @@ export function nftRuleset(input: HostPlanInput): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Pure: a `[database]` host's ruleset: default deny inbound; SSH open; PostgreSQL (5432) only from the
+ * cluster's nodes. No Swarm, HTTP or extra ports: it runs no containers. The provisioner reaches
+ * PostgreSQL through SSH (agent/provision/tunnel.ts), so it needs no hole of its own.
+ */
+function databaseRuleset(input: HostPlanInput): string {
+  const cluster = [...new Set(input.cluster)].filter((a) => !a.includes(':')).sort();
+  const ssh = [...new Set([22, input.host.port])].sort((a, b) => a - b);
+  const lines = [
+    '#!/usr/sbin/nft -f',
+    `# ${HEADER}`,
+    'table inet minipaas',
+    'delete table inet minipaas',
+    'table inet minipaas {',
+    ...(cluster.length ? [`  set cluster { type ipv4_addr; flags interval; elements = { ${cluster.join(', ')} } }`] : []),
+    '  chain input {',
+    '    type filter hook input priority filter; policy drop;',
+    '    ct state established,related accept',
+    '    ct state invalid drop',
+    '    iif lo accept',
+    // ICMP and ICMPv6 by number: the names need /etc/protocols, which a minimal host may lack.
+    '    meta l4proto { 1, 58 } accept',
+    `    tcp dport { ${ssh.join(', ')} } accept`,
+    ...(cluster.length ? ['    ip saddr @cluster tcp dport 5432 accept'] : []),
+    '  }',
+    '}',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
 /** Pure: `firewall` installs nftables, writes the ruleset and loads it when it changed or is not loaded. */
 export function planFirewall(input: HostPlanInput, facts: Facts): Action[] {
   const actions: Action[] = [];
-  if (facts.pkg_nftables !== 'yes') actions.push({ type: 'run', command: `${APT} install -y -q --no-install-recommends nftables`, why: 'the firewall' });
+  if (facts.pkg_nftables !== 'yes') actions.push({ type: 'run', command: aptInstall('nftables'), why: 'the firewall' });
   const rules = nftRuleset(input);
   const changed = facts[`sha:${NFT_CONF}`] !== sha256(rules);
-  if (changed) actions.push({ type: 'write', path: NFT_CONF, mode: '0755', content: rules, why: 'default deny inbound; cluster-only Swarm ports' });
+  if (changed) actions.push({ type: 'write', path: NFT_CONF, mode: '0755', content: rules, why: input.host.role === 'database' ? 'default deny inbound; PostgreSQL from the cluster only' : 'default deny inbound; cluster-only Swarm ports' });
   if (changed || facts.nft_table !== 'yes') {
     actions.push({ type: 'run', command: `nft -f ${NFT_CONF}${facts.init === 'systemd' ? ' && systemctl enable nftables >/dev/null 2>&1' : ''}`, why: 'load the ruleset' });
   }
@@ -250,7 +295,7 @@ export function planFirewall(input: HostPlanInput, facts: Facts): Action[] {
 export function planFail2ban(input: HostPlanInput, facts: Facts): Action[] {
   if (!input.settings.fail2ban) return [];
   const actions: Action[] = [];
-  if (facts.pkg_fail2ban !== 'yes') actions.push({ type: 'run', command: `${APT} install -y -q --no-install-recommends fail2ban`, why: 'SSH brute-force protection' });
+  if (facts.pkg_fail2ban !== 'yes') actions.push({ type: 'run', command: aptInstall('fail2ban'), why: 'SSH brute-force protection' });
   const jail = `# ${HEADER}\n[sshd]\nenabled = true\nbackend = systemd\nmaxretry = 5\nbantime = 1h\n`;
   const path = '/etc/fail2ban/jail.d/minipaas.conf';
   if (facts[`sha:${path}`] !== sha256(jail)) {
@@ -264,7 +309,7 @@ export function planFail2ban(input: HostPlanInput, facts: Facts): Action[] {
 export function planSyslog(input: HostPlanInput, facts: Facts): Action[] {
   if (!input.settings.syslog) return [];
   const actions: Action[] = [];
-  if (facts.pkg_rsyslog !== 'yes') actions.push({ type: 'run', command: `${APT} install -y -q --no-install-recommends rsyslog`, why: 'syslog forwarding' });
+  if (facts.pkg_rsyslog !== 'yes') actions.push({ type: 'run', command: aptInstall('rsyslog'), why: 'syslog forwarding' });
   const conf = `# ${HEADER}\n*.* @@${input.settings.syslog}\n`;
   const path = '/etc/rsyslog.d/90-minipaas.conf';
   if (facts[`sha:${path}`] !== sha256(conf)) {
@@ -341,9 +386,10 @@ export function planAgent(input: HostPlanInput, state: { serviceUpToDate: boolea
   return actions;
 }
 
-/** The steps a host runs (fail2ban and syslog only when enabled). */
-export function stepsFor(settings: ProvisionSettings): StepName[] {
-  return STEP_NAMES.filter((s) => (s !== 'fail2ban' || settings.fail2ban) && (s !== 'syslog' || settings.syslog !== undefined));
+/** The steps a host of `role` runs (fail2ban and syslog only when enabled). */
+export function stepsFor(settings: ProvisionSettings, role: Host['role'] = 'manager'): StepName[] {
+  const skip = role === 'database' ? CLUSTER_ONLY : DATABASE_ONLY;
+  return STEP_NAMES.filter((s) => !skip.includes(s) && (s !== 'fail2ban' || settings.fail2ban) && (s !== 'syslog' || settings.syslog !== undefined));
 }
 
 /** One line per action, for `--dry-run` and step events. */
@@ -363,6 +409,8 @@ export function describeAction(a: Action): string {
       return `ship image ${a.image} (${a.imageId.slice(0, 19)}) over SSH`;
     case 'agent-service':
       return `install the global agent service from ${a.image}`;
+    case 'migrate':
+      return `migrate the database: ${a.pending.length > 3 ? `${a.pending.slice(0, 3).join(', ')} and ${a.pending.length - 3} more` : a.pending.join(', ')}`;
     case 'wait-agent':
       return `wait for the agent of ${a.node}`;
   }

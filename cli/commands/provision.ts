@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { environmentHosts, type Host } from '../../agent/provision/inventory.ts';
-import type { HostPayload } from '../../agent/provision/run.ts';
+import { bareHostPlan, type HostPayload } from '../../agent/provision/run.ts';
 import { stepsFor } from '../../agent/provision/steps.ts';
 import { ConfigError, ConflictError, NotFoundError } from '../../sql/errors.ts';
 import type { Context } from '../context.ts';
@@ -39,17 +39,27 @@ function entry(h: Host): HostPayload['host'] {
 }
 
 /**
- * Pure: the operations to submit, in order (managers first). Database hosts are left out (not
- * provisioned by this version). `only` provisions one host of the list.
+ * Pure: the operations to submit, in order: the `[database]` host (at most one), then managers, then
+ * workers. Every payload names the database host, whose PostgreSQL the agents then use. `only`
+ * provisions one host of the list.
  */
 export function planProvision(
   hosts: Host[],
   settings: HostPayload['settings'],
   opts: { certsDir?: string; acceptNew: boolean; only?: string },
-): { payloads: HostPayload[]; skipped: Host[] } {
+): { payloads: HostPayload[] } {
   const cluster = hosts.filter((h) => h.role !== 'database');
+  const databases = hosts.filter((h) => h.role === 'database');
+  if (databases.length > 1) {
+    throw new ConfigError(
+      'SEVERAL_DATABASE_HOSTS',
+      `the inventory names ${databases.length} database hosts (${databases.map((h) => h.name).join(', ')}); the control plane has one database`,
+      'keep one host under [database] (role: database); a replica is set up outside MiniPaaS',
+    );
+  }
+  const database = databases[0];
   const first = cluster.find((h) => h.role === 'manager')!;
-  const ordered = [...cluster.filter((h) => h.role === 'manager'), ...cluster.filter((h) => h.role === 'worker')];
+  const ordered = [...databases, ...cluster.filter((h) => h.role === 'manager'), ...cluster.filter((h) => h.role === 'worker')];
   if (opts.only && !ordered.some((h) => h.name === opts.only)) {
     throw new NotFoundError('UNKNOWN_HOST', `host '${opts.only}' is not in the inventory`, `hosts: ${ordered.map((h) => h.name).join(', ')}`);
   }
@@ -62,8 +72,9 @@ export function planProvision(
       settings,
       ...(opts.certsDir ? { certs_dir: opts.certsDir } : {}),
       accept_new_host_keys: opts.acceptNew,
+      ...(database ? { database: entry(database) } : {}),
     }));
-  return { payloads, skipped: hosts.filter((h) => h.role === 'database') };
+  return { payloads };
 }
 
 function loadHosts(opts: Options, dir: string, settings: ReturnType<typeof readSettings>): Host[] {
@@ -107,19 +118,25 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const settings = readSettings(dir);
   const hosts = loadHosts(opts, dir, settings);
   const certsDir = resolve(dir, settings.provision.certs);
-  const { payloads, skipped } = planProvision(hosts, settings.provision, {
+  const { payloads } = planProvision(hosts, settings.provision, {
     ...(existsSync(join(certsDir, 'server-cert.pem')) ? { certsDir } : {}),
     acceptNew: opts.acceptNewHostKeys,
     ...(opts.host ? { only: opts.host } : {}),
   });
-  for (const h of skipped) ctx.stderr.write(`warning: database host ${h.name} is not provisioned by this version; agents use the DATABASE_URL given\n`);
   if (opts.dryRun) {
     if (ctx.json) {
-      ctx.stdout.write(`${JSON.stringify({ dryRun: true, operations: payloads }, null, 2)}\n`);
+      ctx.stdout.write(`${JSON.stringify({ dryRun: true, operations: payloads.map((p) => ({ ...p, bare_host_plan: bareHostPlan(p) })) }, null, 2)}\n`);
       return;
     }
     ctx.stdout.write('plan of mp provision (nothing submitted): one provision.host operation per host, in this order\n');
-    for (const p of payloads) ctx.stdout.write(`  ${p.host.name} (${p.host.role}, ${p.host.user}@${p.host.address}:${p.host.port}): ${stepsFor(p.settings).join(', ')}\n`);
+    ctx.stdout.write('each step\'s actions as on a bare host; no host is contacted: on a provisioned host, steps that already match do nothing\n');
+    for (const p of payloads) {
+      ctx.stdout.write(`  ${p.host.name} (${p.host.role}, ${p.host.user}@${p.host.address}:${p.host.port}): ${stepsFor(p.settings, p.host.role).join(', ')}\n`);
+      for (const { step, actions } of bareHostPlan(p)) {
+        ctx.stdout.write(`    ${step}:${actions.length ? '' : ' nothing'}\n`);
+        for (const a of actions) ctx.stdout.write(`      - ${a}\n`);
+      }
+    }
     return;
   }
   const env = environmentNameOf(dir);
@@ -136,7 +153,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
       JSON.stringify({ target: 'provisioner', serial_key: `provision:${p.host.name}` }),
     ]);
     ids.push({ host: p.host.name, id: String(row!.id) });
-    if (!ctx.json) ctx.stdout.write(`${p.host.name}: operation ${row!.id} (${p.host.role}; steps ${stepsFor(p.settings).join(', ')})\n`);
+    if (!ctx.json) ctx.stdout.write(`${p.host.name}: operation ${row!.id} (${p.host.role}; steps ${stepsFor(p.settings, p.host.role).join(', ')})\n`);
   }
   if (opts.detach) {
     if (ctx.json) ctx.stdout.write(`${JSON.stringify({ operations: ids })}\n`);

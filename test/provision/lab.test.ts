@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect, createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,33 +22,25 @@ import { startAgent, type RunningAgent } from '../../agent/agent.ts';
 import { connectDocker } from '../../agent/docker/engine.ts';
 import { run as runCerts } from '../../cli/commands/certs.ts';
 import { run as runProvision } from '../../cli/commands/provision.ts';
+import { run as runDeploy } from '../../cli/commands/deploy/rollout.ts';
+import { run as runSubmit } from '../../cli/commands/ops/submit.ts';
 import { captured } from '../cli/harness.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { describeDocker } from '../support/docker.ts';
+import { docker, startHostLab, type HostLab } from '../support/host-lab.ts';
 import { waitFor } from '../support/wait.ts';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
-const HOST_IMAGE = process.env.MP_LAB_HOST_IMAGE ?? 'mp-lab/host:bookworm';
-const CACHER_IMAGE = process.env.MP_LAB_APT_CACHER_IMAGE ?? 'mp-lab/apt-cacher:bookworm';
-const CAPS = [
-  'SYS_ADMIN', 'NET_ADMIN', 'SYS_MODULE', 'SYS_PTRACE', 'SYS_RAWIO', 'SYS_TIME', 'SYS_NICE', 'MKNOD', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
-  'SYS_CHROOT', 'DAC_READ_SEARCH', 'LINUX_IMMUTABLE', 'NET_BROADCAST', 'SYS_BOOT', 'SYS_PACCT', 'SYS_TTY_CONFIG', 'LEASE', 'AUDIT_CONTROL',
-  'MAC_ADMIN', 'MAC_OVERRIDE', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ',
-];
+const BUSYBOX_IMAGE = process.env.MP_LAB_BUSYBOX_IMAGE ?? 'mp-lab/busybox:latest';
 /** A node is marked down within this: heartbeats every 5 s, down after 30 s, seen at the next tick of another agent. */
 const DOWN_WITHIN_MS = 45_000;
 
-async function docker(...args: string[]): Promise<string> {
-  return (await exec('docker', args, { maxBuffer: 64 * 1024 * 1024 })).stdout.trim();
-}
-
 describeDocker('provisioning three bare hosts into a swarm', () => {
   const id = randomBytes(3).toString('hex');
-  const net = `mpt-lab-${id}`;
-  const names = { mgr: `mpt-mgr-${id}`, w1: `mpt-w1-${id}`, w2: `mpt-w2-${id}`, out: `mpt-out-${id}`, cacher: `mpt-apt-${id}` };
-  const containers: string[] = [];
-  const ip: Record<string, string> = {};
+  let lab: HostLab<'mgr' | 'w1' | 'w2' | 'out'> | undefined;
+  let names: Record<'mgr' | 'w1' | 'w2' | 'out', string>;
+  let ip: Record<'mgr' | 'w1' | 'w2' | 'out', string>;
   let gateway = '';
   let db: TestDatabase;
   let forwarder: NetServer | undefined;
@@ -56,14 +48,53 @@ describeDocker('provisioning three bare hosts into a swarm', () => {
   const alerts: { text: string; node: string; condition: string }[] = [];
   let agent: RunningAgent | undefined;
   let envDir = '';
+  let appDir = '';
+  const stack = `lab${id}`;
   const timings: Record<string, number> = {};
 
+
+  /** The lab manager's engine through its TLS API, with the client certificate `mp certs` made. */
+  const managerDocker = (...args: string[]): Promise<string> => {
+    const certs = join(envDir, '.certs');
+    return docker('--tlsverify', `--tlscacert=${certs}/ca.pem`, `--tlscert=${certs}/cert.pem`, `--tlskey=${certs}/key.pem`, '-H', `tcp://${ip.mgr}:2376`, ...args);
+  };
+
+  /** The app environment: busybox tasks that only start when the Compose file secret (sealed to the cluster key) is mounted. */
+  const writeApp = (round: number): void => {
+    writeFileSync(
+      join(appDir, 'minipaas.yaml'),
+      ['project: {files: [compose.yaml]}', `stack: ${stack}`, `api: {host: "tcp://${ip.mgr}:2376", tls: true}`, 'deploy: {timeout: 150, stable: 1}', ''].join('\n'),
+    );
+    writeFileSync(join(appDir, 'token.txt'), `lab token ${id}\n`);
+    writeFileSync(
+      join(appDir, 'compose.yaml'),
+      `services:
+  web:
+    image: ${BUSYBOX_IMAGE}
+    command: ["sh", "-c", "test -s /run/secrets/token && exec sleep 86400"]
+    environment:
+      ROUND: "${round}"
+    secrets: [token]
+    deploy:
+      replicas: 3
+secrets:
+  token:
+    file: ./token.txt
+`,
+    );
+  };
+
+  /** The nodes with a running task of the app's service. */
+  const taskNodes = async (): Promise<string[]> => {
+    const out = await managerDocker('service', 'ps', `${stack}_web`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}');
+    return [...new Set(out.split('\n').filter((l) => / Running /.test(` ${l} `)).map((l) => l.split(' ')[0]!))].sort();
+  };
+
   beforeAll(async () => {
-    await exec(join(ROOT, 'images/host/build.sh'), [], { cwd: ROOT });
     await exec(join(ROOT, 'images/agent/build.sh'), [], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+    lab = await startHostLab('lab', ['mgr', 'w1', 'w2', 'out'] as const, { cacheVolume: 'mp-lab-apt-cache' });
+    ({ names, ip, gateway } = lab);
     db = await freshDatabase();
-    await docker('network', 'create', '--label', 'org.minipaas.test=1', net);
-    gateway = await docker('network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', net);
     // PostgreSQL for the agents inside the hosts: a forwarder on the lab network's gateway address.
     const pgPort = Number(new URL(db.url).port || 5432);
     forwarder = createServer((c) => {
@@ -90,36 +121,8 @@ describeDocker('provisioning three bare hosts into a swarm', () => {
     await new Promise<void>((r) => receiver!.listen(0, gateway, r));
     const hookPort = (receiver.address() as { port: number }).port;
 
-    const keyDir = mkdtempSync(join(tmpdir(), 'mp-lab-ssh-'));
-    await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keyDir, 'id'), '-C', 'mp-lab']);
-    const pub = readFileSync(join(keyDir, 'id.pub'), 'utf8').trim();
-
-    await docker('volume', 'create', 'mp-lab-apt-cache');
-    containers.push(names.cacher);
-    await docker('run', '-d', '--name', names.cacher, '--label', 'org.minipaas.test=1', '--network', net, '-v', 'mp-lab-apt-cache:/var/cache/apt-cacher-ng', CACHER_IMAGE);
-    const cacherIp = await docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, names.cacher);
-    for (const [role, name] of Object.entries(names)) {
-      if (role === 'cacher') continue;
-      containers.push(name);
-      await docker(
-        'run', '-d', '--name', name, '--hostname', name, '--label', 'org.minipaas.test=1', '--network', net,
-        ...CAPS.flatMap((c) => ['--cap-add', c]),
-        '--security-opt', 'seccomp=unconfined', '--security-opt', 'apparmor=unconfined', '--security-opt', 'systempaths=unconfined',
-        '--cgroupns=host', '-v', '/sys/fs/cgroup:/sys/fs/cgroup',
-        '-e', `AUTHORIZED_KEY=${pub}`, '-e', `APT_PROXY=http://${cacherIp}:3142`,
-        HOST_IMAGE,
-      );
-      ip[role] = await docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name);
-    }
-    for (const role of ['mgr', 'w1', 'w2', 'out']) {
-      await waitFor(`sshd on ${role}`, () => new Promise<boolean>((resolve) => {
-        const s = connect(22, ip[role]!);
-        s.once('data', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-      }), { timeoutMs: 30_000, intervalMs: 250 });
-    }
     envDir = mkdtempSync(join(tmpdir(), 'mp-lab-env-'));
-    const host = (name: string, address: string, role: string): string => `  - {name: ${name}, address: ${address}, role: ${role}, ssh_key: ${join(keyDir, 'id')}}`;
+    const host = (name: string, address: string, role: string): string => `  - {name: ${name}, address: ${address}, role: ${role}, ssh_key: ${lab!.keyFile}}`;
     writeFileSync(
       join(envDir, 'minipaas.yaml'),
       [
@@ -133,27 +136,27 @@ describeDocker('provisioning three bare hosts into a swarm', () => {
         // The lab's engines run inside containers: vfs is the storage driver that works there (LAB.md).
         '  daemon: {storage-driver: vfs}',
         `  api_allow: [${gateway}]`,
-        `  known_hosts: ${join(keyDir, 'known_hosts')}`,
+        `  known_hosts: ${lab.knownHosts}`,
         'monitoring:',
         `  webhook: http://${gateway}:${hookPort}/hook`,
         '',
       ].join('\n'),
     );
     await runCerts(captured(undefined), { what: 'all', out: join(envDir, '.certs'), env: envDir, host: [], inventory: undefined });
-    agent = await startAgent({ pool: db.pool, docker: connectDocker(), name: `mpt-prov-${id}`, provisioner: true, heartbeatMs: 2_000 });
+    // Its own engine is this machine's, not the lab's: it must not claim the lab's deploys (manager operations).
+    agent = await startAgent({ pool: db.pool, docker: connectDocker(), name: `mpt-prov-${id}`, provisioner: true, manager: false, heartbeatMs: 2_000 });
   }, 600_000);
 
   afterAll(async () => {
+    // Stated in the closing report.
+    console.log(`lab timings: ${JSON.stringify(timings)}`);
     await agent?.stop();
-    for (const c of containers) await docker('rm', '-f', '-v', c).catch(() => '');
-    await docker('network', 'rm', net).catch(() => '');
+    await lab?.stop();
     await new Promise((r) => (forwarder ? forwarder.close(r) : r(undefined)));
     await new Promise((r) => (receiver ? receiver.close(r) : r(undefined)));
     delete process.env.MP_AGENTS_DATABASE_URL;
     await db?.drop();
-    // Stated in the closing report.
-    console.log(`lab timings: ${JSON.stringify(timings)}`);
-  }, 120_000);
+  }, 300_000);
 
   it('provisions 1 manager and 2 workers from bare hosts; three live agents with metrics', async () => {
     const ctx = captured(db.url);
@@ -195,14 +198,39 @@ describeDocker('provisioning three bare hosts into a swarm', () => {
     const tls = ['--tlsverify', `--tlscacert=${certs}/ca.pem`, `--tlscert=${certs}/cert.pem`, `--tlskey=${certs}/key.pem`, '-H', `tcp://${ip.mgr}:2376`];
     expect(await docker(...tls, 'info', '-f', '{{.Swarm.LocalNodeState}}')).toBe('active');
     await expect(docker('--tlsverify', `--tlscacert=${certs}/ca.pem`, '-H', `tcp://${ip.mgr}:2376`, 'info')).rejects.toThrow();
-    for (const port of [2377, 2376]) {
-      const r = await exec('docker', ['exec', names.out, 'bash', '-c', `timeout 3 bash -c '</dev/tcp/${ip.mgr}/${port}' && echo open || echo closed`]);
-      expect(r.stdout.trim(), `port ${port} from outside the cluster`).toBe('closed');
-    }
+    for (const port of [2377, 2376]) expect(await lab!.probe('out', ip.mgr, port), `port ${port} from outside the cluster`).toBe('closed');
     // SSH is open to everyone.
-    const ssh = await exec('docker', ['exec', names.out, 'bash', '-c', `timeout 3 bash -c '</dev/tcp/${ip.mgr}/22' && echo open || echo closed`]);
-    expect(ssh.stdout.trim()).toBe('open');
+    expect(await lab!.probe('out', ip.mgr, 22)).toBe('open');
   }, 60_000);
+
+  it('an app deployed with mp deploy runs on all three nodes; its file secret is opened by the manager agent with the cluster key', async () => {
+    // The provisioner gave the manager agents the cluster key (a Docker secret) and registered its public half.
+    expect((await db.pool.query(`select 1 from mp.cluster_keys where retired_at is null`)).rowCount).toBe(1);
+    expect(await managerDocker('secret', 'ls', '--format', '{{.Name}}')).toMatch(/^mp_cluster_key_[0-9a-f]{12}$/m);
+    // Images reach the inner engines as LAB.md says: docker save | docker load (no registry in the lab).
+    for (const role of ['mgr', 'w1', 'w2']) {
+      await exec('bash', ['-c', `docker save ${BUSYBOX_IMAGE} | docker exec -i ${names[role as 'mgr']} docker load -q`]);
+    }
+    appDir = mkdtempSync(join(tmpdir(), 'mp-lab-app-'));
+    writeApp(1);
+    const ctx = captured(db.url);
+    const t0 = Date.now();
+    try {
+      await runDeploy(ctx, { env: appDir, dryRun: false, detach: false });
+    } finally {
+      console.log(ctx.out());
+      await ctx.close();
+    }
+    timings.deploy_s = Math.round((Date.now() - t0) / 1000);
+    expect(ctx.out()).toMatch(/operation \d+ deploy succeeded/);
+    // Claimed by the lab manager's agent, not by this machine's provisioner.
+    const claimed = await db.pool.query<{ node: string }>(`select node from mp.operations where kind = 'deploy' order by id desc limit 1`);
+    expect(claimed.rows[0]!.node).toBe(names.mgr);
+    // Swarm spreads a service's replicas over the nodes with the fewest of its tasks: one per node.
+    expect(await waitFor('a running task on every node', async () => ((await taskNodes()).length === 3 ? await taskNodes() : undefined), { timeoutMs: 60_000, intervalMs: 1000 })).toEqual(
+      [names.mgr, names.w1, names.w2].sort(),
+    );
+  }, 400_000);
 
   it('a stopped worker is marked down within the stated time and an alert is posted', async () => {
     const t0 = Date.now();
@@ -215,4 +243,38 @@ describeDocker('provisioning three bare hosts into a swarm', () => {
     timings.down_detected_s = Math.round((Date.now() - t0) / 1000);
     await waitFor('the alert at the webhook', () => alerts.find((a) => a.node === names.w2 && a.condition === 'down'), { timeoutMs: 30_000, intervalMs: 250 });
   }, 120_000);
+
+  it('operations aimed at the stopped worker fail with a clear message; the rest of the cluster keeps deploying', async () => {
+    // Followed: refused at once, nothing queued.
+    const refused = captured(db.url);
+    const err = await runSubmit(refused, { kind: 'docker.info', target: `node:${names.w2}`, detach: false, dryRun: false }).catch((e: unknown) => e);
+    await refused.close();
+    expect(String(err)).toMatch(new RegExp(`the agent of node "${names.w2}" has not sent a heartbeat`));
+    // Queued anyway (--detach): failed at the next heartbeat of another agent, naming the node.
+    const detached = captured(db.url);
+    await runSubmit(detached, { kind: 'docker.info', target: `node:${names.w2}`, detach: true, dryRun: false });
+    await detached.close();
+    const opId = /\d+/.exec(detached.out())![0];
+    const failed = await waitFor(
+      `operation ${opId} failed`,
+      async () => (await db.pool.query<{ status: string; error: string }>(`select status, error from mp.operations where id = $1 and status = 'failed'`, [opId])).rows[0],
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    expect(failed.error).toMatch(new RegExp(`^node ${names.w2} is down since .*; the operation was not run there$`));
+
+    // Swarm moved the stopped worker's task to the live nodes; a rolling update now runs on those alone.
+    writeApp(2);
+    const ctx = captured(db.url);
+    try {
+      await runDeploy(ctx, { env: appDir, dryRun: false, detach: false });
+    } finally {
+      console.log(ctx.out());
+      await ctx.close();
+    }
+    expect(ctx.out()).toMatch(/operation \d+ deploy succeeded/);
+    expect(await waitFor('running tasks on the two live nodes', async () => {
+      const nodes = await taskNodes();
+      return nodes.length === 2 ? nodes : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1000 })).toEqual([names.mgr, names.w1].sort());
+  }, 400_000);
 });

@@ -84,13 +84,16 @@ ansible_user=ops
     expect(s.monitoring.disk_percent).toBe(90);
   });
 
-  it('plans one operation per host, managers first, database hosts left out', () => {
+  it('plans one operation per host: the database host, then managers, then workers; each names the database host', () => {
     const db: Host = { ...wrk, name: 'db', address: '10.0.0.9', role: 'database' };
     const plan = planProvision([mgr, wrk, db, { ...mgr, name: 'mgr-2', address: '10.0.0.4' }], settings, { acceptNew: true });
-    expect(plan.payloads.map((p) => p.host.name)).toEqual(['mgr-1', 'mgr-2', 'wrk-1']);
+    expect(plan.payloads.map((p) => p.host.name)).toEqual(['db', 'mgr-1', 'mgr-2', 'wrk-1']);
     expect(plan.payloads.every((p) => p.first_manager.name === 'mgr-1')).toBe(true);
+    expect(plan.payloads.every((p) => p.database?.name === 'db')).toBe(true);
+    // The cluster (whose nodes may reach the database) does not include the database host itself.
     expect(plan.payloads[0]!.cluster).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
-    expect(plan.skipped.map((h) => h.name)).toEqual(['db']);
+    expect(planProvision([mgr, wrk], settings, { acceptNew: true }).payloads.every((p) => p.database === undefined)).toBe(true);
+    expect(() => planProvision([mgr, db, { ...db, name: 'db-2' }], settings, { acceptNew: true })).toThrow(/names 2 database hosts \(db, db-2\)/);
     expect(() => planProvision([mgr], settings, { acceptNew: false, only: 'nope' })).toThrow(/host 'nope' is not in the inventory/);
   });
 });
