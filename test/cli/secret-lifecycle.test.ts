@@ -5,7 +5,7 @@
 // the service; a delete of an unknown name suggests the near miss; bad input enqueues nothing.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,6 +19,8 @@ import * as configCreate from '../../cli/commands/config/create.ts';
 import * as configDelete from '../../cli/commands/config/delete.ts';
 import * as configPrune from '../../cli/commands/config/prune.ts';
 import * as rollout from '../../cli/commands/deploy/rollout.ts';
+import * as show from '../../cli/commands/ops/show.ts';
+import * as rollback from '../../cli/commands/rollback.ts';
 import * as secretCreate from '../../cli/commands/secret/create.ts';
 import * as secretDelete from '../../cli/commands/secret/delete.ts';
 import * as secretLs from '../../cli/commands/secret/ls.ts';
@@ -45,6 +47,7 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
   const v1 = `first-${randomBytes(6).toString('hex')}`;
   const v2 = `second-${randomBytes(6).toString('hex')}`;
   const versions: Record<string, string> = {};
+  const agentLog: string[] = [];
 
   function ctx(): CapturedContext {
     const c = captured(db.url);
@@ -82,7 +85,16 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     await db.pool.query(`select mp.environment_create($1)`, [environmentNameOf(dir)]);
     const { keys } = await ensureClusterKeys(controlDb(db.pool), join(root, 'cluster.key'));
     agentPool = new pg.Pool({ connectionString: db.url, max: 6 });
-    agent = await startAgent({ pool: agentPool, docker, name: `secret-life-${randomBytes(3).toString('hex')}`, pollIntervalMs: 200, heartbeatMs: 500, clusterKeys: keys });
+    const line = (level: string) => (m: string, d?: object) => void agentLog.push(`${level} ${m} ${d ? JSON.stringify(d) : ''}`);
+    agent = await startAgent({
+      pool: agentPool,
+      docker,
+      name: `secret-life-${randomBytes(3).toString('hex')}`,
+      pollIntervalMs: 200,
+      heartbeatMs: 500,
+      clusterKeys: keys,
+      log: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
+    });
   });
 
   afterAll(async () => {
@@ -131,6 +143,17 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     expect(await reads('/run/secrets/db_password')).toBe(v2);
   }, 240_000);
 
+  it('mp rollback to the first release brings the old value back; a deploy of the files then the new one', async () => {
+    const r = ctx();
+    await rollback.run(r, { env: dir, to: 1, detach: false });
+    expect(r.out()).toMatch(/succeeded/);
+    await waitReads('/run/secrets/db_password', v1);
+    await waitReads('/app.json', '{"release": 1}\n');
+    await rollout.run(ctx(), { env: dir, dryRun: false, detach: false });
+    await waitReads('/run/secrets/db_password', v2);
+    await waitReads('/app.json', '{"release": 2}\n');
+  }, 240_000);
+
   it('bad input enqueues nothing: an unknown name (near miss), an unknown version, --keep 0, a malformed version', async () => {
     const before = await operations();
     const typo = await secretDelete.run(ctx(), { env: dir, name: 'db_pasword', detach: false }).catch((e: unknown) => e);
@@ -163,7 +186,7 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     expect(await swarmSecrets()).toEqual([s1, s2].sort());
     expect(await swarmConfigs()).toEqual([c1, c2].sort());
     const before = await operations();
-    // Releases: 1 (s1, c1), 2 (s2, c1), 3 (s2, c2).
+    // Releases: 1 (s1, c1), 2 (s2, c1), 3 (s2, c2), 4 (rollback to 1), 5 (s2, c2).
     const all = ctx();
     await secretPrune.run(all, { env: dir, keep: 5, delete: false, detach: false });
     expect(all.out()).toContain('nothing to prune: every secret version of');
@@ -192,6 +215,40 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     // The service still reads the current one.
     expect(await reads('/run/secrets/db_password')).toBe(v2);
   }, 120_000);
+
+  it('a deploy that fails on purpose printing the secret (plain and base64): the value appears nowhere afterwards', async () => {
+    const compose = join(dir, 'compose.yaml');
+    const good = await readFile(compose, 'utf8');
+    await writeFile(compose, good.replace(/command: .*/, 'command: ["sh", "-c", "cat /run/secrets/db_password; echo; base64 /run/secrets/db_password; sleep 1; exit 3"]'));
+    try {
+      const err = await rollout.run(ctx(), { env: dir, dryRun: false, detach: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OperationFailedError);
+      // The deploy quotes the task's last log lines, redacted.
+      expect((err as Error).message).toContain('[redacted]');
+    } finally {
+      await writeFile(compose, good);
+    }
+    const needles = [v1, v2].flatMap((v) => [v, Buffer.from(v).toString('base64').replace(/=+$/, ''), Buffer.from(`${v}\n`).toString('base64').replace(/=+$/, '')]);
+    const haystacks: Record<string, string> = {};
+    const { rows: tables } = await db.pool.query<{ s: string; t: string }>(
+      `select table_schema s, table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE'`,
+    );
+    for (const { s: schema, t } of tables) {
+      const { rows } = await db.pool.query<{ r: string }>(`select x::text r from ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(t)} x`);
+      haystacks[`table ${schema}.${t}`] = rows.map((r) => r.r).join('\n');
+    }
+    haystacks['agent log'] = agentLog.join('\n');
+    haystacks['CLI output'] = contexts.map((c) => c.out() + c.err()).join('\n');
+    for (const { id } of (await db.pool.query<{ id: string }>(`select id from mp.operations order by id`)).rows) {
+      const c = ctx();
+      await show.run(c, { id });
+      haystacks[`mp ops show ${id}`] = c.out();
+    }
+    expect(haystacks['agent log']).toContain('agent registered');
+    for (const [where, text] of Object.entries(haystacks)) {
+      for (const needle of needles) expect(text.includes(needle), `${where} contains a secret (${needle.length} chars)`).toBe(false);
+    }
+  }, 240_000);
 
   it('a delete of what a service still uses keeps it in Swarm and names the service', async () => {
     const s2 = `${stack}_db_password_${versions.s2}`;
