@@ -99,6 +99,7 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+const IPV4_OR_CIDR = /^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/;
 const HEADER = 'Written by MiniPaaS (mp provision): edits are replaced on the next run.';
 
 /** Pure: `os` refuses what MiniPaaS does not support; plans nothing. */
@@ -215,7 +216,8 @@ export function nftRuleset(input: HostPlanInput): string {
   const cluster = [...new Set(input.cluster)].sort();
   const apiFrom = [...new Set([...cluster, ...input.settings.api_allow])].sort();
   const open = [...new Set([22, 80, 443, ...input.settings.ports, ...(input.host.port !== 22 ? [input.host.port] : [])])].sort((a, b) => a - b);
-  const v4 = (list: string[]): string[] => list.filter((a) => !a.includes(':'));
+  // Only IPv4 addresses and CIDRs fit the sets (mp provision resolves names before it plans).
+  const v4 = (list: string[]): string[] => list.filter((a) => IPV4_OR_CIDR.test(a));
   const set = (list: string[]): string => `{ ${list.join(', ')} }`;
   const lines = [
     '#!/usr/sbin/nft -f',
@@ -254,7 +256,7 @@ export function nftRuleset(input: HostPlanInput): string {
  * PostgreSQL through SSH (agent/provision/tunnel.ts), so it needs no hole of its own.
  */
 function databaseRuleset(input: HostPlanInput): string {
-  const cluster = [...new Set(input.cluster)].filter((a) => !a.includes(':')).sort();
+  const cluster = [...new Set(input.cluster)].filter((a) => IPV4_OR_CIDR.test(a)).sort();
   const ssh = [...new Set([22, input.host.port])].sort((a, b) => a - b);
   const lines = [
     '#!/usr/sbin/nft -f',

@@ -7,7 +7,9 @@
  *
  * Progress is one query: `select * from mp.provisioning_v` (sql/control/0008).
  */
+import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { environmentHosts, type Host } from '../../agent/provision/inventory.ts';
@@ -46,7 +48,7 @@ function entry(h: Host): HostPayload['host'] {
 export function planProvision(
   hosts: Host[],
   settings: HostPayload['settings'],
-  opts: { certsDir?: string; acceptNew: boolean; only?: string },
+  opts: { certsDir?: string; acceptNew: boolean; only?: string; resolved?: Record<string, string> },
 ): { payloads: HostPayload[] } {
   const cluster = hosts.filter((h) => h.role !== 'database');
   const databases = hosts.filter((h) => h.role === 'database');
@@ -68,13 +70,30 @@ export function planProvision(
     .map((h) => ({
       host: entry(h),
       first_manager: entry(first),
-      cluster: cluster.map((c) => c.address),
+      // The firewalls and pg_hba list addresses: a name is given as the address it resolved to.
+      cluster: cluster.map((c) => opts.resolved?.[c.address] ?? c.address),
       settings,
       ...(opts.certsDir ? { certs_dir: opts.certsDir } : {}),
       accept_new_host_keys: opts.acceptNew,
       ...(database ? { database: entry(database) } : {}),
     }));
   return { payloads };
+}
+
+/**
+ * The IP address of each host named by a DNS name, as this machine resolves it now; one clear error
+ * for a name that does not resolve.
+ */
+async function resolveAddresses(hosts: Host[]): Promise<Record<string, string>> {
+  const resolved: Record<string, string> = {};
+  for (const h of hosts.filter((x) => isIP(x.address) === 0)) {
+    try {
+      resolved[h.address] = (await lookup(h.address, { family: 4 })).address;
+    } catch {
+      throw new ConfigError('UNRESOLVED_HOST', `host ${h.name}: address '${h.address}' does not resolve to an IPv4 address`, 'give its IP address (address: in hosts:, or ansible_host= in the inventory)');
+    }
+  }
+  return resolved;
 }
 
 function loadHosts(opts: Options, dir: string, settings: ReturnType<typeof readSettings>): Host[] {
@@ -119,6 +138,7 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   const hosts = loadHosts(opts, dir, settings);
   const certsDir = resolve(dir, settings.provision.certs);
   const { payloads } = planProvision(hosts, settings.provision, {
+    resolved: await resolveAddresses(hosts),
     ...(existsSync(join(certsDir, 'server-cert.pem')) ? { certsDir } : {}),
     acceptNew: opts.acceptNewHostKeys,
     ...(opts.host ? { only: opts.host } : {}),

@@ -44,4 +44,18 @@ describe('mp provision --dry-run', () => {
     expect(out).toContain('install the global agent service from mp/agent:latest');
     expect(out).toMatch(/wrk-1[\s\S]*agent:\n\s+- wait for the agent of wrk-1/);
   });
+
+  it('a database host comes first, with its own steps', async () => {
+    writeFileSync(
+      join(dir, 'minipaas.yaml'),
+      ['project: {files: [compose.yaml]}', 'hosts:', '  - {name: mgr-1, address: 192.0.2.2, role: manager}', '  - {name: db-1, address: 192.0.2.9, role: database}', ''].join('\n'),
+    );
+    const ctx = captured(undefined);
+    await run(ctx, { env: dir, acceptNewHostKeys: false, dryRun: true, detach: false, timeout: 60 }).finally(() => ctx.close());
+    const out = ctx.out();
+    expect(out.indexOf('db-1 (database')).toBeLessThan(out.indexOf('mgr-1 (manager'));
+    expect(out).toContain('db-1 (database, root@192.0.2.9:22): os, firewall, postgres, database');
+    expect(out).toMatch(/database:\n(\s+- .*\n)*\s+- migrate the database: every migration/);
+
+  });
 });

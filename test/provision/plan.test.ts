@@ -93,6 +93,10 @@ ansible_user=ops
     // The cluster (whose nodes may reach the database) does not include the database host itself.
     expect(plan.payloads[0]!.cluster).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
     expect(planProvision([mgr, wrk], settings, { acceptNew: true }).payloads.every((p) => p.database === undefined)).toBe(true);
+    // A host named by DNS name is listed by the address it resolved to.
+    const named = planProvision([mgr, { ...wrk, address: 'wrk-1.internal' }], settings, { acceptNew: true, resolved: { 'wrk-1.internal': '10.0.0.7' } });
+    expect(named.payloads[0]!.cluster).toEqual(['10.0.0.2', '10.0.0.7']);
+    expect(named.payloads[1]!.host.address).toBe('wrk-1.internal');
     expect(() => planProvision([mgr, db, { ...db, name: 'db-2' }], settings, { acceptNew: true })).toThrow(/names 2 database hosts \(db, db-2\)/);
     expect(() => planProvision([mgr], settings, { acceptNew: false, only: 'nope' })).toThrow(/host 'nope' is not in the inventory/);
   });
@@ -142,6 +146,9 @@ describe('step plans', () => {
     expect(rules).toContain('set api_clients { type ipv4_addr; flags interval; elements = { 10.0.0.2, 10.0.0.3, 192.0.2.1 } }');
     expect(rules).toContain('ip saddr @api_clients tcp dport 2376 accept');
     expect(rules).not.toContain('flush ruleset');
+    // ICMP by number (a minimal host has no /etc/protocols); a name never reaches an address set.
+    expect(rules).toContain('meta l4proto { 1, 58 } accept');
+    expect(nftRuleset(input(mgr, { cluster: ['10.0.0.2', 'node-b.internal'] }))).toContain('elements = { 10.0.0.2 }');
     const actions = planFirewall(input(mgr), debian);
     expect(actions.map((a) => (a.type === 'write' ? `write ${a.path}` : a.type === 'run' ? a.command : a.type))).toEqual([
       expect.stringContaining('install -y -q --no-install-recommends nftables'),
