@@ -258,6 +258,7 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     expect(await swarmSecrets()).toEqual([s2]);
     const cerr = await configDelete.run(ctx(), { env: dir, name: 'app.json', detach: false }).catch((e: unknown) => e);
     expect((cerr as Error).message).toContain(`config '${stack}_app.json_${versions.c2}' is used by ${stack}_api; not removed`);
-    expect(await reads('/run/secrets/db_password')).toBe(v2);
-  }, 60_000);
+    // The failed deploy before this one may still be rolling back: wait until one task runs, reading v2.
+    expect(await waitReads('/run/secrets/db_password', v2)).toBe(v2);
+  }, 120_000);
 });

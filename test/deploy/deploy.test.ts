@@ -172,7 +172,7 @@ describeSwarm('mp deploy', () => {
     const message = (err as Error).message;
     expect(message).toMatch(/service \S+_web: update rollback_(started|completed)/);
     expect(message).toMatch(/serving broken v2/);
-    expect(await waitFor('v1 serving again', async () => ((await get(port).catch(() => '')) === 'good v1' ? 'yes' : ''), { timeoutMs: 20_000, intervalMs: 250 })).toBe('yes');
+    expect(await waitFor('v1 serving again', async () => ((await get(port).catch(() => '')) === 'good v1' ? 'yes' : ''), { timeoutMs: 60_000, intervalMs: 250 })).toBe('yes');
     const [latest] = await listReleases(db.pool, 'health', 1);
     expect(latest).toMatchObject({ version: 2, status: 'failed' });
     expect(latest!.error).toMatch(/rolled back/);

@@ -253,22 +253,28 @@ describeSwarm('canaries behind Caddy', () => {
   }, 240_000);
 
   it('a live canary whose tasks start failing is aborted by the agent\'s watcher', async () => {
-    // v5 serves for 8 s after each start, then its healthcheck fails (the page is gone): live first, then failing.
+    // v5 serves for 20 s after each start (long enough to go live on a loaded machine), then its
+    // healthcheck fails (the page is gone): live first, then failing. The remover runs in a subshell of
+    // its own, so httpd starts only once the page is written.
     setVersion('v5');
     const file = join(dir, 'compose.yaml');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('&& exec httpd', '&& (sleep 8; rm /www/index.html) & exec httpd'));
-    const c = ctx();
-    await canary.run(c, { env: dir, service: 'api', replicas: 1, detach: false });
-    expect(c.out()).toMatch(/canary\.start succeeded/);
-    const row = await waitFor('the watcher aborts the canary', async () => {
-      const [last] = await listCanaries(db.pool, 'shop');
-      return last?.status === 'aborted' ? last : undefined;
-    }, { timeoutMs: 180_000, intervalMs: 1000 });
-    expect(row.reason).toMatch(/aborted by itself: 3 tasks of .*api-canary failed since it went live/);
-    expect(await canaryServiceCount()).toBe(0);
-    await onlyAnswers('v2', 20);
-    writeFileSync(file, readFileSync(file, 'utf8').replace('&& (sleep 8; rm /www/index.html) & exec httpd', '&& exec httpd'));
-  }, 240_000);
+    const failing = '&& ( (sleep 20; rm /www/index.html) & ) && exec httpd';
+    writeFileSync(file, readFileSync(file, 'utf8').replace('&& exec httpd', failing));
+    try {
+      const c = ctx();
+      await canary.run(c, { env: dir, service: 'api', replicas: 1, detach: false });
+      expect(c.out()).toMatch(/canary\.start succeeded/);
+      const row = await waitFor('the watcher aborts the canary', async () => {
+        const [last] = await listCanaries(db.pool, 'shop');
+        return last?.status === 'aborted' ? last : undefined;
+      }, { timeoutMs: 200_000, intervalMs: 1000 });
+      expect(row.reason).toMatch(/aborted by itself: 3 tasks of .*api-canary failed since it went live/);
+      expect(await canaryServiceCount()).toBe(0);
+      await onlyAnswers('v2', 20);
+    } finally {
+      writeFileSync(file, readFileSync(file, 'utf8').replace(failing, '&& exec httpd'));
+    }
+  }, 300_000);
 
   it('mp deploy --wait waits until the canary is aborted, then deploys', async () => {
     setVersion('v4');
