@@ -223,6 +223,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         calls.finish(opId, attempt, status, secrets.redactor.redactJson(result), error === undefined ? undefined : secrets.redactor.redact(error)),
       );
     let finished: boolean;
+    const startedAt = Date.now();
+    // The agent's own log says how each attempt ended (redacted like everything it prints).
+    const logEnd = (status: string, error?: string): void => {
+      const fields = { kind: op.kind, attempt, seconds: Math.round((Date.now() - startedAt) / 100) / 10 };
+      if (status === 'failed') log.warn(`operation ${opId} failed`, { ...fields, error });
+      else log.info(`operation ${opId} ${status}`, fields);
+    };
     try {
       if (!opts.docker) {
         throw new Error(`no Docker engine on node ${name}: start dockerd or set DOCKER_HOST, then \`mp ops retry ${opId}\``);
@@ -230,10 +237,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       await secrets.loadEnvironment(op.environment);
       const executor = getExecutor(op.kind);
       const result: Json = await executor.execute(ctx, parsePayload(executor, op.payload));
-      finished = cancel.signal.aborted ? await finish('cancelled') : await finish('succeeded', result);
+      const status = cancel.signal.aborted ? 'cancelled' : 'succeeded';
+      finished = status === 'cancelled' ? await finish('cancelled') : await finish('succeeded', result);
+      if (finished) logEnd(status);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      finished = cancel.signal.aborted ? await finish('cancelled', undefined, message) : await finish('failed', undefined, message);
+      const status = cancel.signal.aborted ? 'cancelled' : 'failed';
+      finished = await finish(status, undefined, message);
+      if (finished) logEnd(status, message);
     } finally {
       clearInterval(watcher);
     }

@@ -245,6 +245,8 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
       haystacks[`mp ops show ${id}`] = c.out();
     }
     expect(haystacks['agent log']).toContain('agent registered');
+    // The agent logs how the failed deploy ended, with the task's lines it quotes redacted there too.
+    expect(haystacks['agent log']).toMatch(/^warn operation \d+ failed .*"kind":"deploy".*\[redacted\]/m);
     for (const [where, text] of Object.entries(haystacks)) {
       for (const needle of needles) expect(text.includes(needle), `${where} contains a secret (${needle.length} chars)`).toBe(false);
     }
