@@ -76,6 +76,8 @@ export const monitoringSchema = z
     disk_percent: percent.default(90),
     /** Load average (1 minute) per CPU. */
     load_per_cpu: z.number().positive().default(2),
+    /** Seconds without a heartbeat (agents beat every 5 s) before a node is down. */
+    down_after_seconds: z.int().min(10).max(86_400).default(30),
   })
   .strict();
 

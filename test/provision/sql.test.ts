@@ -3,6 +3,7 @@
  * once; heartbeats with metrics; incidents opened once (with one alert operation) and closed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { monitoringSchema } from '../../agent/provision/inventory.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
@@ -70,5 +71,18 @@ describe('provisioning SQL', () => {
     const alerts = await q<{ n: string }>(`select count(*)::text as n from mp.operations where kind = 'alert.post'`);
     expect(alerts[0]!.n).toBe('3'); // disk opened, disk closed, down opened
     await q(`select mp.grant_roles()`);
+  });
+
+  it('down_after_seconds of minipaas.yaml monitoring: decides when a node is down', async () => {
+    expect(monitoringSchema.parse({}).down_after_seconds).toBe(30);
+    expect(() => monitoringSchema.parse({ down_after_seconds: 5 })).toThrow(/>=10/);
+    await q(`select mp.monitoring_configure($1)`, [JSON.stringify(monitoringSchema.parse({ down_after_seconds: 60 }))]);
+    await q(`select mp.node_register('w2', 'w2', '0.1.0', array['node:w2'], array[]::text[])`);
+    await q(`select mp.node_heartbeat('w2', '{}'::jsonb)`);
+    const down = async () => (await q(`select 1 from mp.incidents where node = 'w2' and condition = 'down' and closed_at is null`)).length === 1;
+    await q(`select mp.monitor_tick(now() + interval '45 seconds')`);
+    expect(await down()).toBe(false);
+    await q(`select mp.monitor_tick(now() + interval '65 seconds')`);
+    expect(await down()).toBe(true);
   });
 });
