@@ -10,6 +10,10 @@
  * process only. Secrets are immutable, so a new URL is a new secret, `mp_database_url_<hash>`; the
  * service is pointed at it (a rolling restart) and the previous one is removed.
  *
+ * With a cluster key, the agents are two global services: `<name>` on the managers, the only tasks the
+ * key's secret is mounted into (Swarm sends a secret only to nodes running a task that uses it), and
+ * `<name>-workers` on the workers, without it. A worker that is taken over gives away no secret.
+ *
  * Idempotent: the service carries a hash of the spec it was given; installing the same thing again
  * changes nothing. A rebuilt image (a new image id under the same tag) changes the spec, so the agents
  * restart on it, one node at a time.
@@ -60,11 +64,21 @@ export function clusterKeySecretName(publicKey: string): string {
   return `${CLUSTER_KEY_FILE}_${createHash('sha256').update(publicKey).digest('hex').slice(0, 12)}`;
 }
 
+/** The name of the workers' agent service, when the managers' holds the cluster key. */
+export function workersServiceName(service: string): string {
+  return `${service}-workers`;
+}
+
+/** Which agents a service runs: every node (no cluster key), or the managers or the workers. */
+export type AgentPart = 'all' | 'managers' | 'workers';
+
 /** What an install depends on. */
 export interface AgentServiceState {
   /** The local image id of `options.image`. */
   imageId: string;
   service?: Pick<ServiceInfo, 'id' | 'name' | 'version' | 'labels'>;
+  /** The workers' service (`<service>-workers`), when it exists. */
+  workers?: Pick<ServiceInfo, 'id' | 'name' | 'version' | 'labels'>;
   /** Database-URL secrets of this service (by label), and any secret with the wanted name. */
   secrets: SwarmObject[];
 }
@@ -72,9 +86,10 @@ export interface AgentServiceState {
 export type AgentServiceAction =
   | { type: 'create-secret'; name: string; labels: Record<string, string> }
   | { type: 'keep-secret'; name: string; id: string }
-  | { type: 'create-service'; name: string; spec: Dockerode.ServiceSpec }
-  | { type: 'update-service'; name: string; id: string; version: number; spec: Dockerode.ServiceSpec }
-  | { type: 'keep-service'; name: string; id: string }
+  | { type: 'create-service'; part: AgentPart; name: string; spec: Dockerode.ServiceSpec }
+  | { type: 'update-service'; part: AgentPart; name: string; id: string; version: number; spec: Dockerode.ServiceSpec }
+  | { type: 'keep-service'; part: AgentPart; name: string; id: string }
+  | { type: 'remove-service'; part: AgentPart; name: string; id: string }
   | { type: 'remove-secret'; name: string; id: string };
 
 /** The name of the secret holding `url` for `service`: a new value is a new name (secrets are immutable). */
@@ -95,9 +110,11 @@ function hashOf(value: unknown): string {
 export function agentServiceSpec(
   opts: AgentServiceOptions,
   ctx: { imageId: string; secretName: string; secretId?: string },
+  part: AgentPart = opts.clusterKey ? 'managers' : 'all',
 ): Dockerode.ServiceSpec {
+  const withKey = opts.clusterKey !== undefined && part !== 'workers';
   const spec = {
-    Name: opts.service,
+    Name: part === 'workers' ? workersServiceName(opts.service) : opts.service,
     Labels: { [ROLE_LABEL]: 'agent' } as Record<string, string>,
     TaskTemplate: {
       ContainerSpec: {
@@ -107,7 +124,7 @@ export function agentServiceSpec(
         Env: [
           `DATABASE_URL_FILE=${SECRET_PATH}`,
           'MP_AGENT_NAME={{.Node.Hostname}}',
-          ...(opts.clusterKey ? [`MP_CLUSTER_KEY_FILE=${CLUSTER_KEY_PATH}`] : []),
+          ...(withKey ? [`MP_CLUSTER_KEY_FILE=${CLUSTER_KEY_PATH}`] : []),
         ],
         Mounts: [{ Type: 'bind', Source: '/var/run/docker.sock', Target: '/var/run/docker.sock' }],
         Secrets: [
@@ -116,7 +133,7 @@ export function agentServiceSpec(
             SecretID: ctx.secretId ?? '',
             File: { Name: SECRET_FILE, UID: '0', GID: '0', Mode: 0o400 },
           },
-          ...(opts.clusterKey
+          ...(withKey && opts.clusterKey
             ? [{ SecretName: opts.clusterKey.secretName, SecretID: '', File: { Name: CLUSTER_KEY_FILE, UID: '0', GID: '0', Mode: 0o400 } }]
             : []),
         ],
@@ -126,6 +143,7 @@ export function agentServiceSpec(
       },
       RestartPolicy: { Condition: 'any', Delay: 5_000_000_000 },
       Networks: [{ Target: opts.network }],
+      ...(part === 'all' ? {} : { Placement: { Constraints: [`node.role==${part === 'managers' ? 'manager' : 'worker'}`] } }),
     },
     Mode: { Global: {} },
     // Stop first: with the host network, two agents of one node would register under one name at once.
@@ -152,11 +170,10 @@ export function planInstall(opts: AgentServiceOptions, state: AgentServiceState)
   if (existingSecret) actions.push({ type: 'keep-secret', name, id: existingSecret.id });
   else actions.push({ type: 'create-secret', name, labels: { [ROLE_LABEL]: 'agent-database-url', [SERVICE_LABEL]: opts.service } });
 
-  const spec = agentServiceSpec(opts, { imageId: state.imageId, secretName: name, secretId: existingSecret?.id });
-  const svc = state.service;
-  if (!svc) {
-    actions.push({ type: 'create-service', name: opts.service, spec });
-  } else {
+  const specCtx = { imageId: state.imageId, secretName: name, secretId: existingSecret?.id };
+  const serviceAction = (part: AgentPart, name: string, svc: AgentServiceState['service']): AgentServiceAction => {
+    const spec = agentServiceSpec(opts, specCtx, part);
+    if (!svc) return { type: 'create-service', part, name, spec };
     if (svc.labels[ROLE_LABEL] !== 'agent') {
       throw new ConflictError(
         'NOT_AN_AGENT_SERVICE',
@@ -164,11 +181,15 @@ export function planInstall(opts: AgentServiceOptions, state: AgentServiceState)
         'remove it with `docker service rm`, or install under another name with --service-name',
       );
     }
-    if (svc.labels[SPEC_HASH_LABEL] === spec.Labels![SPEC_HASH_LABEL]) {
-      actions.push({ type: 'keep-service', name: svc.name, id: svc.id });
-    } else {
-      actions.push({ type: 'update-service', name: svc.name, id: svc.id, version: svc.version, spec });
-    }
+    if (svc.labels[SPEC_HASH_LABEL] === spec.Labels![SPEC_HASH_LABEL]) return { type: 'keep-service', part, name: svc.name, id: svc.id };
+    return { type: 'update-service', part, name: svc.name, id: svc.id, version: svc.version, spec };
+  };
+  if (opts.clusterKey) {
+    actions.push(serviceAction('managers', opts.service, state.service));
+    actions.push(serviceAction('workers', workersServiceName(opts.service), state.workers));
+  } else {
+    actions.push(serviceAction('all', opts.service, state.service));
+    if (state.workers?.labels[ROLE_LABEL] === 'agent') actions.push({ type: 'remove-service', part: 'workers', name: state.workers.name, id: state.workers.id });
   }
   for (const old of state.secrets) {
     if (old.name !== name && old.labels[SERVICE_LABEL] === opts.service && old.labels[ROLE_LABEL] === 'agent-database-url') {
@@ -193,16 +214,20 @@ export async function observeInstall(docker: DockerEngine, opts: AgentServiceOpt
   }
   const services = await docker.listServices({ name: [opts.service] });
   const service = services.find((s) => s.name === opts.service);
+  const workers = services.find((s) => s.name === workersServiceName(opts.service));
   const own = await docker.listSecrets({ label: [`${SERVICE_LABEL}=${opts.service}`] });
   const wanted = secretName(opts.service, opts.databaseUrl);
   const byName = (await docker.listSecrets({ name: [wanted] })).filter((s) => s.name === wanted);
   const secrets = [...own, ...byName.filter((s) => !own.some((o) => o.id === s.id))];
-  return { imageId, service, secrets };
+  return { imageId, service, ...(workers ? { workers } : {}), secrets };
 }
 
 /** What an install did, for printing. */
 export interface InstallReport {
+  /** The agents of every node, or (with a cluster key) of the managers. */
   service: { name: string; id: string; action: 'created' | 'updated' | 'unchanged' };
+  /** With a cluster key: the workers' agents, without it; `removed` when an install without a key took it away. */
+  workers?: { name: string; id: string; action: 'created' | 'updated' | 'unchanged' | 'removed' };
   secret: { name: string; id: string; action: 'created' | 'unchanged' };
   removedSecrets: string[];
   /** Old secrets still in use (by tasks still stopping); the next install removes them. */
@@ -238,18 +263,26 @@ export async function installAgentService(docker: DockerEngine, opts: AgentServi
       case 'create-service':
       case 'update-service': {
         const spec = withSecretId(action.spec, report.secret.id);
-        if (opts.clusterKey) await withClusterKey(docker, spec, opts.clusterKey);
+        if (opts.clusterKey && action.part !== 'workers') await withClusterKey(docker, spec, opts.clusterKey);
+        let done: NonNullable<InstallReport['workers']>;
         if (action.type === 'create-service') {
-          report.service = { name: action.name, id: await docker.createService(spec), action: 'created' };
+          done = { name: action.name, id: await docker.createService(spec), action: 'created' };
         } else {
           const { warnings } = await docker.updateService(action, action.version, spec);
           if (warnings.length) throw new DockerError('DOCKER_WARNING', `updating service '${action.name}': ${warnings.join('; ')}`);
-          report.service = { name: action.name, id: action.id, action: 'updated' };
+          done = { name: action.name, id: action.id, action: 'updated' };
         }
+        if (action.part === 'workers') report.workers = done;
+        else report.service = done as InstallReport['service'];
         break;
       }
       case 'keep-service':
-        report.service = { name: action.name, id: action.id, action: 'unchanged' };
+        if (action.part === 'workers') report.workers = { name: action.name, id: action.id, action: 'unchanged' };
+        else report.service = { name: action.name, id: action.id, action: 'unchanged' };
+        break;
+      case 'remove-service':
+        await docker.removeService(action);
+        report.workers = { name: action.name, id: action.id, action: 'removed' };
         break;
       case 'remove-secret':
         try {

@@ -69,7 +69,7 @@ describe('agent service plan', () => {
     const actions = planInstall(opts(), { imageId: 'sha256:1', service, secrets: [{ id: 'x1', name: secret, labels: {} }] });
     expect(actions).toEqual([
       { type: 'keep-secret', name: secret, id: 'x1' },
-      { type: 'keep-service', name: 'mp-agent', id: 's1' },
+      { type: 'keep-service', part: 'all', name: 'mp-agent', id: 's1' },
     ]);
   });
 
@@ -120,6 +120,8 @@ describeSwarm('the agent as a Swarm global service', () => {
     const removeQuietly = async (fn: () => Promise<void>) => fn().catch((err: unknown) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
+    const workers = (await docker.listServices({ name: [`${service}-workers`] })).find((s) => s.name === `${service}-workers`);
+    if (workers) await removeQuietly(() => docker.removeService(workers));
     const svc = (await docker.listServices({ name: [service] })).find((s) => s.name === service);
     if (svc) {
       await removeQuietly(() => docker.removeService(svc));
@@ -138,12 +140,17 @@ describeSwarm('the agent as a Swarm global service', () => {
     await ctx.close();
     const secret = secretName(service, db.url);
     expect(ctx.out()).toContain(`secret ${secret}: created\n`);
-    expect(ctx.out()).toContain(`service ${service}: created (global; image ${IMAGE}; network host; URL from /run/secrets/mp_database_url)\n`);
+    expect(ctx.out()).toContain(`service ${service}: created (global on the managers, with the cluster key; image ${IMAGE}; network host; URL from /run/secrets/mp_database_url)\n`);
+    expect(ctx.out()).toContain(`service ${service}-workers: created (global on the workers, without the cluster key)\n`);
 
     // The secret holds the URL; the spec only says where to read it.
     expect((await docker.listSecrets({ name: [secret] })).map((s) => s.name)).toEqual([secret]);
     const svc = await docker.inspectService(service);
     expect(svc.mode).toBe('global');
+    // The cluster key is only in the managers' service; the workers' has no task on this one-manager swarm.
+    const workersSvc = await docker.inspectService(`${service}-workers`);
+    expect(JSON.stringify(workersSvc.spec)).not.toContain('mp_cluster_key');
+    expect(JSON.stringify(svc.spec)).toContain('mp_cluster_key');
     const env = containerSpecOf(svc.spec).Env ?? [];
     expect(env).toContain('DATABASE_URL_FILE=/run/secrets/mp_database_url');
     expect(env.filter((e) => e.startsWith('DATABASE_URL='))).toEqual([]);
@@ -176,6 +183,7 @@ describeSwarm('the agent as a Swarm global service', () => {
     expect(JSON.parse(again.out())).toMatchObject({
       secret: { name: secret, action: 'unchanged' },
       service: { name: service, action: 'unchanged' },
+      workers: { name: `${service}-workers`, action: 'unchanged' },
       removedSecrets: [],
     });
     // Not the object version: Swarm's allocator bumps it by itself after a create. No update means the

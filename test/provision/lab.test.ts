@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect, createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,7 @@ import { run as runProvision } from '../../cli/commands/provision.ts';
 import { run as runDeploy } from '../../cli/commands/deploy/rollout.ts';
 import { run as runSubmit } from '../../cli/commands/ops/submit.ts';
 import { captured } from '../cli/harness.ts';
+import { MiniPaasError } from '../../sql/errors.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { describeDocker } from '../support/docker.ts';
 import { docker, startHostLab, type HostLab } from '../support/host-lab.ts';
@@ -193,6 +194,37 @@ secrets:
     expect(changed.rows).toEqual([]);
   }, 700_000);
 
+  it('a host that cannot be reached fails alone, in one line naming it and the step; the other hosts carry on', async () => {
+    const file = join(envDir, 'minipaas.yaml');
+    const good = readFileSync(file, 'utf8');
+    // w1's address on a port its firewall drops (so SSH times out), and no new address in the firewalls.
+    writeFileSync(file, good.replace('provision:\n', `  - {name: bad, address: ${ip.w1}, port: 2, role: worker, ssh_key: ${lab!.keyFile}}\nprovision:\n`));
+    const before = Number((await db.pool.query<{ id: string }>(`select coalesce(max(id), 0) as id from mp.operations`)).rows[0]!.id);
+    const ctx = captured(db.url);
+    let err: unknown;
+    try {
+      err = await runProvision(ctx, { env: envDir, acceptNewHostKeys: false, dryRun: false, detach: false, timeout: 600 }).catch((e: unknown) => e);
+    } finally {
+      writeFileSync(file, good);
+      await ctx.close();
+    }
+    expect(err).toBeInstanceOf(MiniPaasError);
+    expect((err as MiniPaasError).message).toMatch(new RegExp(`^host bad, step os: host bad \\(root@${ip.w1!.replace(/\./g, '\\.')}:2\\): cannot connect over SSH: Timed out while waiting for handshake$`));
+    expect((err as MiniPaasError).message.split('\n')).toHaveLength(1);
+    expect((err as MiniPaasError).hint).toMatch(/^the other hosts carried on/);
+    expect(ctx.out()).toMatch(/provisioned 3 of 4 hosts in \d+ s: 1 failed/);
+    const hosts = await db.pool.query<{ host: string; status: string }>(
+      `select payload -> 'host' ->> 'name' as host, status from mp.operations where kind = 'provision.host' and id > $1 order by host`,
+      [before],
+    );
+    expect(hosts.rows).toEqual(
+      [
+        { host: 'bad', status: 'failed' },
+        ...[names.mgr, names.w1, names.w2].map((host) => ({ host, status: 'succeeded' })),
+      ].sort((a, b) => a.host.localeCompare(b.host)),
+    );
+  }, 700_000);
+
   it("the manager's TLS API takes the client certificate and refuses without; the firewall refuses 2377 and 2376 from outside the cluster", async () => {
     const certs = join(envDir, '.certs');
     const tls = ['--tlsverify', `--tlscacert=${certs}/ca.pem`, `--tlscert=${certs}/cert.pem`, `--tlskey=${certs}/key.pem`, '-H', `tcp://${ip.mgr}:2376`];
@@ -207,6 +239,11 @@ secrets:
     // The provisioner gave the manager agents the cluster key (a Docker secret) and registered its public half.
     expect((await db.pool.query(`select 1 from mp.cluster_keys where retired_at is null`)).rowCount).toBe(1);
     expect(await managerDocker('secret', 'ls', '--format', '{{.Name}}')).toMatch(/^mp_cluster_key_[0-9a-f]{12}$/m);
+    // Only the manager's agent has the private key: no container on a worker can read it.
+    const keyIn = (role: 'mgr' | 'w1' | 'w2') =>
+      exec('docker', ['exec', names[role], 'sh', '-c', 'for c in $(docker ps -q); do docker exec "$c" cat /run/secrets/mp_cluster_key 2>/dev/null; done; true']).then((r) => r.stdout);
+    expect(await keyIn('mgr')).toMatch(/\S/);
+    for (const role of ['w1', 'w2'] as const) expect(await keyIn(role), `the cluster key on ${role}`).toBe('');
     // Images reach the inner engines as LAB.md says: docker save | docker load (no registry in the lab).
     for (const role of ['mgr', 'w1', 'w2']) {
       await exec('bash', ['-c', `docker save ${BUSYBOX_IMAGE} | docker exec -i ${names[role as 'mgr']} docker load -q`]);

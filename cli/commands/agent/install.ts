@@ -62,7 +62,8 @@ export type Options = z.output<typeof options>;
  * @example
  *   $ mp agent install --database-url-for-agents postgres://mp_agent:...@10.0.0.5/minipaas
  *   secret mp_database_url_3f2a9c1b7d4e: created
- *   service mp-agent: created (global; image mp/agent:latest; network host; URL from /run/secrets/mp_database_url)
+ *   service mp-agent: created (global on the managers, with the cluster key; image mp/agent:latest; network host; URL from /run/secrets/mp_database_url)
+ *   service mp-agent-workers: created (global on the workers, without the cluster key)
  */
 export async function run(ctx: Context, opts: Options): Promise<void> {
   const key = await clusterKeyFor(ctx, opts.clusterKey);
@@ -95,10 +96,15 @@ export async function run(ctx: Context, opts: Options): Promise<void> {
   ctx.stdout.write(`secret ${report.secret.name}: ${report.secret.action}\n`);
   for (const name of report.removedSecrets) ctx.stdout.write(`secret ${name}: removed (no longer used)\n`);
   for (const name of report.keptSecrets) ctx.stdout.write(`secret ${name}: still in use by stopping tasks; the next install removes it\n`);
+  const where = report.workers ? 'global on the managers, with the cluster key' : 'global';
   ctx.stdout.write(
-    `service ${report.service.name}: ${report.service.action} (global; image ${report.image}; network ${report.network}; URL from ${SECRET_PATH})\n`,
+    `service ${report.service.name}: ${report.service.action} (${where}; image ${report.image}; network ${report.network}; URL from ${SECRET_PATH})\n`,
   );
-  if (report.service.action !== 'unchanged') {
+  if (report.workers) {
+    const what = report.workers.action === 'removed' ? 'removed (every node runs the one service)' : `${report.workers.action} (global on the workers, without the cluster key)`;
+    ctx.stdout.write(`service ${report.workers.name}: ${what}\n`);
+  }
+  if (report.service.action !== 'unchanged' || (report.workers && report.workers.action !== 'unchanged')) {
     ctx.stdout.write("each node's agent registers under its hostname; watch them come up with `mp nodes ls`\n");
   }
 }
