@@ -16,5 +16,8 @@ as_postgres "$BIN/initdb -D $DIR/data -U postgres --auth=trust" >/dev/null
 as_postgres "$BIN/pg_ctl -D $DIR/data -o '-p $PORT -k $DIR -c fsync=off -c max_connections=200' -l $DIR/server.log -w start" >/dev/null
 trap 'as_postgres "$BIN/pg_ctl -D $DIR/data -m immediate stop" >/dev/null 2>&1; rm -rf "$DIR"' EXIT
 
-MP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres" npx vitest run \
-  test/sql test/cli/migrate.test.ts test/cli/queue.test.ts test/cli/stream.test.ts test/agent/maintenance.test.ts
+# The secret suites prove a value rests nowhere in plaintext; here Debian's pg_dump 15 can read the
+# server, so MP_TEST_PG_DUMP=require makes a full dump part of that search instead of an optional extra.
+MP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres" MP_TEST_PG_DUMP=require npx vitest run \
+  test/sql test/cli/migrate.test.ts test/cli/queue.test.ts test/cli/stream.test.ts test/agent/maintenance.test.ts \
+  test/cli/secret.test.ts test/cli/secret-lifecycle.test.ts test/build/registry-auth.test.ts

@@ -32,6 +32,7 @@ import { ConfigError, NotFoundError } from '../../sql/errors.ts';
 import { captured, lines, type CapturedContext } from '../cli/harness.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { describeSwarm, LAB_BUSYBOX_IMAGE, TEST_LABEL, uniqueName } from '../support/docker.ts';
+import { databaseText } from '../support/database-dump.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -244,15 +245,11 @@ describeSwarm('registry credentials: sealed, given to Swarm, never in plaintext'
 
     const needles = [PASSWORD, Buffer.from(PASSWORD).toString('base64').replace(/=+$/, ''), Buffer.from(PASSWORD).toString('hex')];
     const haystacks: Record<string, string> = {};
-    // pg_dump 15 refuses the newer server: every row of every table, as text, instead.
-    const { rows: tables } = await db.pool.query<{ s: string; t: string }>(
-      `select table_schema s, table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE'`,
-    );
-    expect(tables.map((t) => `${t.s}.${t.t}`)).toEqual(expect.arrayContaining(['mp.registry_auths', 'mp.operations', 'mp.stream_events', 'mp.builds']));
-    for (const { s, t } of tables) {
-      const { rows: all } = await db.pool.query<{ r: string }>(`select x::text r from ${pg.escapeIdentifier(s)}.${pg.escapeIdentifier(t)} x`);
-      haystacks[`table ${s}.${t}`] = all.map((x) => x.r).join('\n');
-    }
+    // Every row of every table, and a full pg_dump where the installed one can read this server (test/support/database-dump.ts).
+    const dump = await databaseText(db.pool, db.url);
+    expect(dump.tables).toEqual(expect.arrayContaining(['mp.registry_auths', 'mp.operations', 'mp.stream_events', 'mp.builds']));
+    if (dump.dumped) expect(dump.texts.pg_dump).toMatch(/^COPY mp\.registry_auths /m);
+    Object.assign(haystacks, dump.texts);
     const { rows: ops } = await db.pool.query<{ id: string }>(`select id from mp.operations order by id`);
     expect(ops.length).toBeGreaterThanOrEqual(4);
     for (const op of ops) {

@@ -32,6 +32,7 @@ import { ensureClusterKeys } from '../../sql/control/sealing.ts';
 import { NotFoundError } from '../../sql/errors.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { describeSwarm, LAB_BUSYBOX_IMAGE, uniqueName } from '../support/docker.ts';
+import { databaseText } from '../support/database-dump.ts';
 import { waitFor } from '../support/wait.ts';
 import { captured, lines, mp, type CapturedContext } from './harness.ts';
 
@@ -230,13 +231,11 @@ describeSwarm('secret and config versions: --deploy, prune, delete', () => {
     }
     const needles = [v1, v2].flatMap((v) => [v, Buffer.from(v).toString('base64').replace(/=+$/, ''), Buffer.from(`${v}\n`).toString('base64').replace(/=+$/, '')]);
     const haystacks: Record<string, string> = {};
-    const { rows: tables } = await db.pool.query<{ s: string; t: string }>(
-      `select table_schema s, table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE'`,
-    );
-    for (const { s: schema, t } of tables) {
-      const { rows } = await db.pool.query<{ r: string }>(`select x::text r from ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(t)} x`);
-      haystacks[`table ${schema}.${t}`] = rows.map((r) => r.r).join('\n');
-    }
+    // Every row of every table, and a full pg_dump where the installed one can read this server (test/support/database-dump.ts).
+    const dump = await databaseText(db.pool, db.url);
+    expect(dump.tables).toEqual(expect.arrayContaining(['mp.secrets', 'mp.releases', 'mp.operations', 'mp.stream_events']));
+    if (dump.dumped) expect(dump.texts.pg_dump).toMatch(/^COPY mp\.secrets /m);
+    Object.assign(haystacks, dump.texts);
     haystacks['agent log'] = agentLog.join('\n');
     haystacks['CLI output'] = contexts.map((c) => c.out() + c.err()).join('\n');
     for (const { id } of (await db.pool.query<{ id: string }>(`select id from mp.operations order by id`)).rows) {

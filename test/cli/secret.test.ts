@@ -25,6 +25,7 @@ import { ensureClusterKeys, loadClusterKeys, openValue } from '../../sql/control
 import { ConfigError, NotFoundError } from '../../sql/errors.ts';
 import { freshDatabase, type TestDatabase } from '../support/database.ts';
 import { describeSwarm, LAB_BUSYBOX_IMAGE, uniqueName } from '../support/docker.ts';
+import { databaseText } from '../support/database-dump.ts';
 import { captured, lines, mp, spawnMp, type CapturedContext } from './harness.ts';
 
 const COMPOSE = `# The app.
@@ -214,15 +215,11 @@ describeSwarm('mp secret and mp config with a real agent', () => {
   it('the plaintext appears nowhere: every table of the database, the agent log, the CLI output, mp ops show, mp_events', async () => {
     const needles = [value, value2].flatMap((v) => [v, Buffer.from(v).toString('base64').replace(/=+$/, ''), Buffer.from(v).toString('hex')]);
     const haystacks: Record<string, string> = {};
-    // A full dump, as text: pg_dump 15 refuses this newer server, so every row of every table of every schema.
-    const { rows: tables } = await db.pool.query<{ s: string; t: string }>(
-      `select table_schema s, table_name t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE'`,
-    );
-    expect(tables.map((t) => `${t.s}.${t.t}`)).toEqual(expect.arrayContaining(['mp.secrets', 'mp.operations', 'mp.stream_events', 'mp.jobs']));
-    for (const { s, t } of tables) {
-      const { rows } = await db.pool.query<{ r: string }>(`select x::text r from ${pg.escapeIdentifier(s)}.${pg.escapeIdentifier(t)} x`);
-      haystacks[`table ${s}.${t}`] = rows.map((r) => r.r).join('\n');
-    }
+    // Every row of every table, and a full pg_dump where the installed one can read this server (test/support/database-dump.ts).
+    const dump = await databaseText(db.pool, db.url);
+    expect(dump.tables).toEqual(expect.arrayContaining(['mp.secrets', 'mp.operations', 'mp.stream_events', 'mp.jobs']));
+    if (dump.dumped) expect(dump.texts.pg_dump).toMatch(/^COPY mp\.secrets /m);
+    Object.assign(haystacks, dump.texts);
     haystacks['agent log'] = agentLog.join('\n');
     haystacks['CLI output'] = contexts.map((c) => c.out() + c.err()).join('\n');
     const { rows: ops } = await db.pool.query<{ id: string }>(`select id from mp.operations order by id`);
